@@ -1,0 +1,419 @@
+/**
+ * Ingest: log files → the store, losing nothing (SPEC §2). Every line is inserted, recognised as already
+ * present, skipped as blank, or quarantined whole with a reason naming the field.
+ *
+ * Crash safety: a file's progress (lines done and its counters) is committed in the same transaction as each
+ * batch of its rows, keyed by the file's content digest. A run killed at any moment resumes after the last
+ * committed batch, so the store ends exactly as one uninterrupted run would leave it.
+ */
+import { createReadStream, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { parse as parseCsv } from 'csv-parse';
+import { glob, isDynamicPattern } from 'tinyglobby';
+import { resolve, isAbsolute } from 'node:path';
+import type Database from 'better-sqlite3';
+import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
+import { decodeUtf8, isBlank, openDecompressed, readLines } from './lines.js';
+import { csvFieldNames, parseCsvRow, parseRecord, type ConversationInput, type FeedbackEventInput, type ParsedRecord } from './records.js';
+import { sha256Hex } from './canonical.js';
+import type { Store } from './store.js';
+import { JobError, UsageError } from './errors.js';
+import { silentProgress, type Progress } from './progress.js';
+
+export interface InputSpec {
+  readonly path: string;
+  readonly format?: InputFormat;
+}
+
+export interface IngestOptions {
+  /** Forces one shape for every file (`--format`); an InputSpec's own format wins. */
+  readonly format?: InputFormat;
+  /** CSV column renames (`--map column=field`). */
+  readonly csvMap?: Readonly<Record<string, string>>;
+  /** Base directory for relative patterns (a config's folder); default: the current directory. */
+  readonly cwd?: string;
+  readonly progress?: Progress;
+  /** Lines per transaction. */
+  readonly batchSize?: number;
+  /** Test hook: called after each committed batch (lets tests kill mid-file deterministically). */
+  readonly afterBatch?: (file: string, linesDone: number) => void;
+}
+
+export interface FileCounts {
+  lines: number;
+  inserted: number;
+  already_present: number;
+  blank: number;
+  quarantined: number;
+}
+
+export interface FileSummary extends FileCounts {
+  readonly path: string;
+  readonly sha256: string;
+  readonly format: string;
+  /** True when the file's digest was already ingested whole: nothing was parsed. */
+  readonly skipped: boolean;
+  /** True when an interrupted ingest of this file was resumed. */
+  readonly resumed: boolean;
+}
+
+export interface IngestSummary {
+  readonly files: FileSummary[];
+  readonly totals: FileCounts;
+  readonly warnings: string[];
+}
+
+const zeroCounts = (): FileCounts => ({ lines: 0, inserted: 0, already_present: 0, blank: 0, quarantined: 0 });
+
+/** Expands paths and globs (relative to cwd) into a sorted, de-duplicated list of files. */
+export async function expandInputs(
+  inputs: readonly (string | InputSpec)[],
+  cwd: string = process.cwd(),
+): Promise<{ files: { path: string; display: string; format?: InputFormat }[]; warnings: string[] }> {
+  const files: { path: string; display: string; format?: InputFormat }[] = [];
+  const seen = new Set<string>();
+  const warnings: string[] = [];
+  for (const input of inputs) {
+    const spec: InputSpec = typeof input === 'string' ? { path: input } : input;
+    if (spec.format !== undefined && !(INPUT_FORMATS as readonly string[]).includes(spec.format)) {
+      throw new UsageError(`${spec.path}: unknown format ${JSON.stringify(spec.format)}; expected one of ${INPUT_FORMATS.join('|')}`);
+    }
+    let matches: string[];
+    if (isDynamicPattern(spec.path)) {
+      matches = (await glob(spec.path, { cwd, absolute: true, onlyFiles: true, dot: false })).sort();
+      if (matches.length === 0) warnings.push(`${spec.path}: the pattern matched no files`);
+    } else {
+      const abs = isAbsolute(spec.path) ? spec.path : resolve(cwd, spec.path);
+      try {
+        if (!statSync(abs).isFile()) throw new JobError(`${spec.path}: not a file`);
+      } catch (err) {
+        if (err instanceof JobError) throw err;
+        throw new JobError(`${spec.path}: cannot read the input file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      matches = [abs];
+    }
+    for (const m of matches) {
+      if (seen.has(m)) continue;
+      seen.add(m);
+      files.push({ path: m, display: m, format: spec.format });
+    }
+  }
+  return { files, warnings };
+}
+
+export async function ingest(store: Store, inputs: readonly (string | InputSpec)[], opts: IngestOptions = {}): Promise<IngestSummary> {
+  const { files, warnings } = await expandInputs(inputs, opts.cwd);
+  const summaries: FileSummary[] = [];
+  const totals = zeroCounts();
+  const writer = new IngestWriter(store.sqlite);
+  for (const f of files) {
+    const s = await ingestFile(store, writer, f.path, f.format ?? opts.format, opts);
+    summaries.push(s);
+    for (const k of Object.keys(totals) as (keyof FileCounts)[]) totals[k] += s[k];
+  }
+  return { files: summaries, totals, warnings };
+}
+
+async function fileDigest(path: string): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      h.update(chunk);
+      bytes += chunk.length;
+    }
+  } catch (err) {
+    throw new JobError(`${path}: cannot read: ${(err as Error).message}`);
+  }
+  return { sha256: h.digest('hex'), bytes };
+}
+
+/** A unit of input: a JSONL line or a CSV record, numbered by its line in the file. */
+interface Unit {
+  readonly lineNo: number;
+  readonly raw: Buffer;
+  /** CSV only: the record already split into named fields (null = blank record). */
+  readonly csv?: Record<string, string> | null;
+  readonly csvError?: string;
+}
+
+async function ingestFile(
+  store: Store,
+  writer: IngestWriter,
+  path: string,
+  forced: InputFormat | undefined,
+  opts: IngestOptions,
+): Promise<FileSummary> {
+  const isCsv = forced === 'csv' || (forced === undefined && /\.csv(\.gz)?$/i.test(path));
+  const formatKey = isCsv ? 'csv' : (forced ?? 'auto');
+  const { sha256, bytes } = await fileDigest(path);
+  const prior = writer.findFile(sha256, formatKey);
+  if (prior && prior.status === 'complete') {
+    // Already ingested whole: recognised by digest, not re-parsed. Its lines are all already accounted for.
+    return {
+      path,
+      sha256,
+      format: formatKey,
+      skipped: true,
+      resumed: false,
+      lines: prior.lines,
+      inserted: 0,
+      already_present: prior.lines - prior.blank - prior.quarantined,
+      blank: prior.blank,
+      quarantined: prior.quarantined,
+    };
+  }
+  const fileId = prior ? prior.id : writer.startFile(path, sha256, bytes, formatKey);
+  const counts: FileCounts = prior
+    ? { lines: prior.lines, inserted: prior.inserted, already_present: prior.already_present, blank: prior.blank, quarantined: prior.quarantined }
+    : zeroCounts();
+  const skipUnits = counts.lines;
+  const batchSize = opts.batchSize ?? 2000;
+  const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: bytes, unit: 'bytes' });
+  const forcedShape = isCsv ? undefined : forced;
+
+  let batch: Unit[] = [];
+  let batchBytes = 0;
+  let seenUnits = 0;
+  const flush = (): void => {
+    if (batch.length === 0) return;
+    writer.writeBatch(fileId, path, batch, counts, forcedShape);
+    opts.afterBatch?.(path, counts.lines);
+    batch = [];
+    batchBytes = 0;
+  };
+  const units = isCsv ? readCsvUnits(path, opts.csvMap ?? {}) : readJsonlUnits(path);
+  try {
+    for await (const u of units) {
+      seenUnits++;
+      task.tick(1, u.raw.length + 1);
+      if (seenUnits <= skipUnits) continue;
+      batch.push(u);
+      batchBytes += u.raw.length;
+      if (batch.length >= batchSize || batchBytes >= 8 << 20) flush();
+    }
+    flush();
+  } catch (err) {
+    task.done();
+    if (err instanceof JobError || err instanceof UsageError) throw err;
+    throw new JobError(`${path}: ingest failed after line ${counts.lines}: ${(err as Error).message}`);
+  }
+  writer.finishFile(fileId, counts);
+  task.done(`${counts.lines} lines: ${counts.inserted} inserted, ${counts.already_present} already present, ${counts.blank} blank, ${counts.quarantined} quarantined`);
+  return { path, sha256, format: formatKey, skipped: false, resumed: prior !== undefined, ...counts };
+}
+
+async function* readJsonlUnits(path: string): AsyncGenerator<Unit> {
+  for await (const l of readLines(path)) yield { lineNo: l.lineNo, raw: l.bytes };
+}
+
+async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>): AsyncGenerator<Unit> {
+  let names: (string | null)[] | null = null;
+  let lastLine = 0;
+  const skipped: Unit[] = [];
+  const parser = openDecompressed(path).pipe(
+    parseCsv({
+      bom: true,
+      relax_column_count: true,
+      skip_empty_lines: false,
+      raw: true,
+      info: true,
+      skip_records_with_error: true,
+      on_skip: (err: Error & { lines?: number; raw?: string }) => {
+        // A malformed record is quarantined whole, not dropped.
+        skipped.push({ lineNo: err.lines ?? lastLine + 1, raw: Buffer.from(err.raw ?? ''), csvError: `CSV: ${err.message}` });
+      },
+    } as import("csv-parse").Options),
+  );
+  for await (const rec of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number } }>) {
+    while (skipped.length) yield skipped.shift()!;
+    const startLine = lastLine + 1;
+    lastLine = rec.info.lines;
+    if (names === null) {
+      names = csvFieldNames(rec.record, map);
+      if (!names.includes('user') || !names.includes('assistant')) {
+        throw new UsageError(
+          `${path}:1: CSV header must have a question|prompt|user column and an answer|completion|assistant column (or --map), got ${rec.record.join(',')}`,
+        );
+      }
+      continue;
+    }
+    const raw = Buffer.from(rec.raw.replace(/\r?\n$/, ''), 'utf8');
+    if (rec.record.every((c) => c.trim() === '')) {
+      yield { lineNo: startLine, raw, csv: null };
+      continue;
+    }
+    const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+    names.forEach((n, i) => {
+      if (n !== null && rec.record[i] !== undefined) fields[n] = rec.record[i]!;
+    });
+    yield { lineNo: startLine, raw, csv: fields };
+  }
+  while (skipped.length) yield skipped.shift()!;
+}
+
+interface PriorFile extends FileCounts {
+  readonly id: number;
+  readonly status: 'running' | 'complete';
+}
+
+/** Prepared statements for the ingest hot path; one instance per store connection. */
+class IngestWriter {
+  private readonly findFileStmt: Database.Statement;
+  private readonly startFileStmt: Database.Statement;
+  private readonly progressStmt: Database.Statement;
+  private readonly finishStmt: Database.Statement;
+  private readonly insertConv: Database.Statement;
+  private readonly existingConv: Database.Statement;
+  private readonly insertFeedback: Database.Statement;
+  private readonly insertQuarantine: Database.Statement;
+  private readonly tx: Database.Transaction<(fileId: number, file: string, units: Unit[], counts: FileCounts, forced?: InputFormat) => void>;
+
+  constructor(private readonly db: Database.Database) {
+    this.findFileStmt = db.prepare(
+      `SELECT id, status, lines, inserted, already_present, blank, quarantined FROM ingest_files
+       WHERE sha256 = ? AND format = ? ORDER BY status = 'complete' DESC, id LIMIT 1`,
+    );
+    this.startFileStmt = db.prepare(
+      `INSERT INTO ingest_files (path, sha256, bytes, format, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
+    );
+    this.progressStmt = db.prepare(
+      `UPDATE ingest_files SET lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ? WHERE id = ?`,
+    );
+    this.finishStmt = db.prepare(
+      `UPDATE ingest_files SET status = 'complete', finished_at = ?, lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ? WHERE id = ?`,
+    );
+    this.insertConv = db.prepare(
+      `INSERT INTO conversations (id, content_sha256, format, status, messages, tools, created_at, created_at_ms, model, user_id,
+         session_id, tags, metadata, extra, n_messages, n_assistant, source_file, source_line)
+       VALUES (@id, @content_sha256, @format, @status, @messages, @tools, @created_at, @created_at_ms, @model, @user_id,
+         @session_id, @tags, @metadata, @extra, @n_messages, @n_assistant, @source_file, @source_line)
+       ON CONFLICT (id) DO NOTHING`,
+    );
+    this.existingConv = db.prepare(`SELECT content_sha256, source_file, source_line FROM conversations WHERE id = ?`);
+    this.insertFeedback = db.prepare(
+      `INSERT INTO feedback (event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
+    );
+    this.insertQuarantine = db.prepare(
+      `INSERT INTO quarantine (file, line, reason, detail, raw, raw_sha256) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (file, line, raw_sha256) DO NOTHING`,
+    );
+    this.tx = db.transaction((fileId, file, units, counts, forced) => {
+      for (const u of units) this.processUnit(file, u, counts, forced);
+      this.progressStmt.run(counts.lines, counts.inserted, counts.already_present, counts.blank, counts.quarantined, fileId);
+    });
+  }
+
+  findFile(sha256: string, format: string): PriorFile | undefined {
+    return this.findFileStmt.get(sha256, format) as PriorFile | undefined;
+  }
+
+  startFile(path: string, sha256: string, bytes: number, format: string): number {
+    return Number(this.startFileStmt.run(path, sha256, bytes, format, new Date().toISOString()).lastInsertRowid);
+  }
+
+  finishFile(fileId: number, c: FileCounts): void {
+    this.finishStmt.run(new Date().toISOString(), c.lines, c.inserted, c.already_present, c.blank, c.quarantined, fileId);
+  }
+
+  writeBatch(fileId: number, file: string, units: Unit[], counts: FileCounts, forced?: InputFormat): void {
+    // Counters are updated inside the transaction; on failure restore them so they match what was committed.
+    const before = { ...counts };
+    try {
+      this.tx.immediate(fileId, file, units, counts, forced);
+    } catch (err) {
+      Object.assign(counts, before);
+      throw err;
+    }
+  }
+
+  private processUnit(file: string, u: Unit, counts: FileCounts, forced?: InputFormat): void {
+    counts.lines++;
+    if (u.csvError !== undefined) return this.quarantine(file, u, u.csvError, null, counts);
+    let parsed: ParsedRecord;
+    if (u.csv !== undefined) {
+      if (u.csv === null) {
+        counts.blank++;
+        return;
+      }
+      parsed = parseCsvRow(u.csv);
+    } else {
+      const text = decodeUtf8(u.raw);
+      if (text === null) return this.quarantine(file, u, 'invalid UTF-8: the line is not valid UTF-8 text', null, counts);
+      if (isBlank(text)) {
+        counts.blank++;
+        return;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        return this.quarantine(file, u, `invalid JSON: ${(err as Error).message}`, null, counts);
+      }
+      parsed = parseRecord(value, forced);
+    }
+    if (parsed.kind === 'invalid') return this.quarantine(file, u, parsed.reason, null, counts);
+    if (parsed.kind === 'feedback') {
+      const added = this.addFeedback(parsed.events, file, u.lineNo);
+      if (added > 0) counts.inserted++;
+      else counts.already_present++;
+      return;
+    }
+    this.addConversation(parsed.conversation, file, u, counts);
+  }
+
+  private addConversation(c: ConversationInput, file: string, u: Unit, counts: FileCounts): void {
+    const res = this.insertConv.run({
+      id: c.id,
+      content_sha256: c.contentSha256,
+      format: c.format,
+      status: c.status,
+      messages: JSON.stringify(c.messages),
+      tools: c.tools === null ? null : JSON.stringify(c.tools),
+      created_at: c.createdAt,
+      created_at_ms: c.createdAtMs,
+      model: c.model,
+      user_id: c.userId,
+      session_id: c.sessionId,
+      tags: c.tags === null ? null : JSON.stringify(c.tags),
+      metadata: c.metadata === null || c.metadata === undefined ? null : JSON.stringify(c.metadata),
+      extra: c.extra === null ? null : JSON.stringify(c.extra),
+      n_messages: c.messages.length,
+      n_assistant: c.nAssistant,
+      source_file: file,
+      source_line: u.lineNo,
+    });
+    if (res.changes === 0) {
+      const existing = this.existingConv.get(c.id) as { content_sha256: string; source_file: string; source_line: number };
+      if (existing.content_sha256 !== c.contentSha256) {
+        return this.quarantine(
+          file,
+          u,
+          'id_conflict',
+          `id ${JSON.stringify(c.id)} is already stored with different content (from ${existing.source_file}:${existing.source_line})`,
+          counts,
+        );
+      }
+      const added = this.addFeedback(c.feedback, file, u.lineNo);
+      if (added > 0) counts.inserted++;
+      else counts.already_present++;
+      return;
+    }
+    this.addFeedback(c.feedback, file, u.lineNo);
+    counts.inserted++;
+  }
+
+  private addFeedback(events: readonly FeedbackEventInput[], file: string, line: number): number {
+    let added = 0;
+    for (const e of events) {
+      added += this.insertFeedback.run(e.key, e.logId, e.name, e.value, e.createdAt, e.createdAtMs, file, line).changes;
+    }
+    return added;
+  }
+
+  private quarantine(file: string, u: Unit, reason: string, detail: string | null, counts: FileCounts): void {
+    this.insertQuarantine.run(file, u.lineNo, reason, detail, u.raw, sha256Hex(u.raw));
+    counts.quarantined++;
+  }
+}

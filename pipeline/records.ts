@@ -1,0 +1,375 @@
+/**
+ * One parsed input record → what the store keeps: a conversation (with its embedded feedback events), a list
+ * of feedback events, or a quarantine reason naming the field. Pure: no I/O, so every rule is unit-testable.
+ */
+import type { z } from 'zod';
+import {
+  chatRecordSchema,
+  describeZodError,
+  feedbackEventSchema,
+  promptCompletionRecordSchema,
+  requestResponseRecordSchema,
+  THUMBS_WORDS,
+  type InputFormat,
+} from '../schemas/log-record.js';
+import { canonicalJson, sha256Hex } from './canonical.js';
+
+export interface FeedbackEventInput {
+  readonly logId: string;
+  readonly name: string;
+  readonly value: number;
+  readonly createdAt: string | null;
+  readonly createdAtMs: number | null;
+  readonly key: string;
+}
+
+export interface ConversationInput {
+  readonly id: string;
+  readonly contentSha256: string;
+  readonly format: Exclude<InputFormat, 'feedback'>;
+  readonly status: 'ok' | 'error';
+  readonly messages: readonly unknown[];
+  readonly tools: readonly unknown[] | null;
+  readonly createdAt: string | null;
+  readonly createdAtMs: number | null;
+  readonly model: string | null;
+  readonly userId: string | null;
+  readonly sessionId: string | null;
+  readonly tags: Record<string, unknown> | null;
+  readonly metadata: unknown;
+  readonly extra: Record<string, unknown> | null;
+  readonly nAssistant: number;
+  readonly feedback: readonly FeedbackEventInput[];
+}
+
+export type ParsedRecord =
+  | { readonly kind: 'conversation'; readonly conversation: ConversationInput }
+  | { readonly kind: 'feedback'; readonly events: readonly FeedbackEventInput[] }
+  | { readonly kind: 'invalid'; readonly reason: string };
+
+type Obj = Record<string, unknown>;
+const own = (o: Obj, k: string): unknown => (Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined);
+const has = (o: Obj, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Detects the shape of one record (SPEC §2) unless `format` forces one. */
+export function detectFormat(value: Obj): Exclude<InputFormat, 'csv'> | null {
+  if (has(value, 'messages')) return 'chat';
+  if (has(value, 'request') || has(value, 'response')) return 'request_response';
+  if (has(value, 'prompt') && has(value, 'completion')) return 'prompt_completion';
+  if (has(value, 'log_id') && has(value, 'value')) return 'feedback';
+  return null;
+}
+
+export function parseRecord(value: unknown, forced?: InputFormat): ParsedRecord {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const what = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+    return { kind: 'invalid', reason: `expected a JSON object, got ${what}` };
+  }
+  const obj = value as Obj;
+  const format = forced && forced !== 'csv' ? forced : detectFormat(obj);
+  switch (format) {
+    case 'chat':
+      return parseChat(obj);
+    case 'request_response':
+      return parseRequestResponse(obj);
+    case 'prompt_completion':
+      return parsePromptCompletion(obj);
+    case 'feedback':
+      return parseFeedbackEvent(obj);
+    default:
+      return {
+        kind: 'invalid',
+        reason:
+          'unrecognised record: expected an object with `messages` (chat), `request`/`response`, `prompt` and `completion`, or `log_id` and `value` (feedback)',
+      };
+  }
+}
+
+function fail(error: z.ZodError): ParsedRecord {
+  return { kind: 'invalid', reason: describeZodError(error) };
+}
+
+function parseChat(obj: Obj): ParsedRecord {
+  const r = chatRecordSchema.safeParse(obj);
+  if (!r.success) return fail(r.error);
+  const messages = own(obj, 'messages') as unknown[];
+  const tools = (own(obj, 'tools') as unknown[] | null | undefined) ?? null;
+  return build(obj, 'chat', messages, tools, statusOf(obj), extraOf(obj, CHAT_KEYS));
+}
+
+function parsePromptCompletion(obj: Obj): ParsedRecord {
+  const r = promptCompletionRecordSchema.safeParse(obj);
+  if (!r.success) return fail(r.error);
+  const messages = [
+    { role: 'user', content: own(obj, 'prompt') },
+    { role: 'assistant', content: own(obj, 'completion') },
+  ];
+  return build(obj, 'prompt_completion', messages, null, statusOf(obj), extraOf(obj, PC_KEYS));
+}
+
+function parseRequestResponse(obj: Obj): ParsedRecord {
+  const r = requestResponseRecordSchema.safeParse(obj);
+  if (!r.success) return fail(r.error);
+  const request = own(obj, 'request') as Obj;
+  const response = (own(obj, 'response') as Obj | null | undefined) ?? null;
+  const messages = [...(own(request, 'messages') as unknown[])];
+  const choices = response ? (own(response, 'choices') as Obj[] | undefined) : undefined;
+  const reply = choices && choices.length > 0 ? (own(choices[0]!, 'message') as unknown) : undefined;
+  const statusCode = Number(own(obj, 'status_code') ?? NaN);
+  const failed =
+    (Number.isFinite(statusCode) && statusCode >= 400) ||
+    (own(obj, 'error') ?? null) !== null ||
+    (response !== null && (own(response, 'error') ?? null) !== null) ||
+    reply === undefined;
+  if (!failed) messages.push(reply);
+  const tools = (own(request, 'tools') as unknown[] | null | undefined) ?? null;
+  const model =
+    (own(obj, 'model') as string | undefined) ??
+    (response ? (own(response, 'model') as string | undefined) : undefined) ??
+    (own(request, 'model') as string | undefined) ??
+    null;
+  // Everything of the call that is not a message is kept beside it (params, usage, ids), so nothing is lost.
+  const { messages: _m, tools: _t, ...requestRest } = request;
+  // choices[0].message became the last turn; a failed call keeps its choices whole here.
+  const responseRest = response ? Object.fromEntries(Object.entries(response).filter(([k]) => failed || k !== 'choices')) : null;
+  const extra = extraOf(obj, RR_KEYS) ?? {};
+  if (Object.keys(requestRest).length > 0) extra.request = requestRest;
+  if (responseRest && Object.keys(responseRest).length > 0) extra.response = responseRest;
+  if (!failed && choices && choices.length > 1) extra.other_choices = choices.slice(1);
+  return build(obj, 'request_response', messages, tools, failed ? 'error' : statusOf(obj), Object.keys(extra).length ? extra : null, model);
+}
+
+const COMMON_KEYS = ['id', 'created_at', 'model', 'user_id', 'session_id', 'tags', 'metadata', 'status', 'feedback'];
+const CHAT_KEYS = new Set([...COMMON_KEYS, 'messages', 'tools']);
+const PC_KEYS = new Set([...COMMON_KEYS, 'prompt', 'completion']);
+const RR_KEYS = new Set([...COMMON_KEYS, 'request', 'response', 'status_code', 'error']);
+
+function extraOf(obj: Obj, known: ReadonlySet<string>): Obj | null {
+  let extra: Obj | null = null;
+  for (const k of Object.keys(obj)) {
+    if (known.has(k)) continue;
+    extra ??= Object.create(null) as Obj;
+    // defineProperty keeps a `__proto__` key as data instead of re-pointing the prototype.
+    Object.defineProperty(extra, k, { value: obj[k], enumerable: true, writable: true, configurable: true });
+  }
+  if (has(obj, 'status_code')) (extra ??= Object.create(null) as Obj).status_code = obj.status_code;
+  if ((own(obj, 'error') ?? null) !== null) (extra ??= Object.create(null) as Obj).error = obj.error;
+  return extra;
+}
+
+function statusOf(obj: Obj): 'ok' | 'error' {
+  const s = own(obj, 'status');
+  return typeof s === 'string' && /^(error|failed|failure)$/i.test(s.trim()) ? 'error' : 'ok';
+}
+
+function textOrNull(v: unknown): string | null {
+  return v === undefined || v === null ? null : String(v);
+}
+
+function build(
+  obj: Obj,
+  format: ConversationInput['format'],
+  messages: readonly unknown[],
+  tools: readonly unknown[] | null,
+  status: 'ok' | 'error',
+  extra: Obj | null,
+  modelOverride?: string | null,
+): ParsedRecord {
+  const ts = parseTimestamp(own(obj, 'created_at'), 'created_at');
+  if (typeof ts === 'string') return { kind: 'invalid', reason: ts };
+  const model = modelOverride !== undefined ? modelOverride : textOrNull(own(obj, 'model'));
+  const tags = (own(obj, 'tags') as Record<string, unknown> | null | undefined) ?? null;
+  const metadata = own(obj, 'metadata') ?? null;
+  const content = {
+    messages,
+    tools,
+    created_at_ms: ts?.ms ?? null,
+    model,
+    user_id: textOrNull(own(obj, 'user_id')),
+    session_id: textOrNull(own(obj, 'session_id')),
+    tags,
+    metadata,
+    status,
+  };
+  const contentSha256 = sha256Hex(canonicalJson(content));
+  const rawId = own(obj, 'id');
+  // A derived id is the content digest, so the same line ingested twice is the same conversation.
+  const id = rawId === undefined || rawId === null ? contentSha256.slice(0, 32) : String(rawId);
+  const feedback = embeddedFeedback(own(obj, 'feedback'), id);
+  if (typeof feedback === 'string') return { kind: 'invalid', reason: feedback };
+  let nAssistant = 0;
+  for (const m of messages) if ((m as Obj).role === 'assistant') nAssistant++;
+  return {
+    kind: 'conversation',
+    conversation: {
+      id,
+      contentSha256,
+      format,
+      status,
+      messages,
+      tools,
+      createdAt: ts ? ts.text : null,
+      createdAtMs: ts ? ts.ms : null,
+      model,
+      userId: content.user_id,
+      sessionId: content.session_id,
+      tags,
+      metadata,
+      extra,
+      nAssistant,
+      feedback,
+    },
+  };
+}
+
+/**
+ * ISO 8601 text, or epoch seconds or milliseconds (as numbers or digit strings). Values below 1e11 are
+ * seconds: 1e11 s is the year 5138, while 1e11 ms is 1973, so the two ranges do not overlap in practice.
+ */
+export function parseTimestamp(v: unknown, path: string): { text: string; ms: number } | null | string {
+  if (v === undefined || v === null) return null;
+  const bad = `${path}: expected ISO 8601 or epoch seconds/milliseconds, got ${JSON.stringify(v)?.slice(0, 60)}`;
+  let ms: number;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v) || v < 0) return bad;
+    ms = Math.round(Math.abs(v) < 1e11 ? v * 1000 : v);
+  } else if (typeof v === 'string') {
+    const t = v.trim();
+    if (/^\d+(\.\d+)?$/.test(t)) {
+      const n = Number(t);
+      ms = Math.round(n < 1e11 ? n * 1000 : n);
+    } else if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.test(t)) {
+      ms = Date.parse(t.replace(' ', 'T'));
+      if (Number.isNaN(ms)) return bad;
+    } else return bad;
+  } else return bad;
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return bad;
+  return { text: String(v), ms };
+}
+
+/** Feedback value → number: numbers as they are, thumbs (booleans and words) as 1 or 0. */
+function feedbackNumber(v: unknown): { value: number; thumbs: boolean } | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return { value: v, thumbs: false };
+  if (typeof v === 'boolean') return { value: v ? 1 : 0, thumbs: true };
+  if (typeof v === 'string' && (THUMBS_WORDS as readonly string[]).includes(v)) {
+    return { value: v === 'up' || v === 'positive' || v === 'thumbs_up' ? 1 : 0, thumbs: true };
+  }
+  return null;
+}
+
+function makeEvent(logId: string, name: string, value: number, createdAt: unknown): FeedbackEventInput | string {
+  const ts = parseTimestamp(createdAt, 'created_at');
+  if (typeof ts === 'string') return ts;
+  const createdAtMs = ts ? ts.ms : null;
+  return {
+    logId,
+    name,
+    value,
+    createdAt: ts ? ts.text : null,
+    createdAtMs,
+    // Identical events (same conversation, name, value and time) are one event: overlapping files add nothing.
+    key: sha256Hex(canonicalJson([logId, name, value, createdAtMs])),
+  };
+}
+
+function embeddedFeedback(fb: unknown, id: string): FeedbackEventInput[] | string {
+  if (fb === undefined || fb === null) return [];
+  const single = feedbackNumber(fb);
+  if (single) {
+    const e = makeEvent(id, single.thumbs ? 'thumbs' : 'score', single.value, undefined);
+    return typeof e === 'string' ? e : [e];
+  }
+  const out: FeedbackEventInput[] = [];
+  if (Array.isArray(fb)) {
+    for (let i = 0; i < fb.length; i++) {
+      const item = fb[i] as Obj;
+      const v = feedbackNumber(own(item, 'value'));
+      if (!v) return `feedback[${i}].value: expected a number, a boolean or a thumbs word`;
+      const name = (own(item, 'name') as string | undefined) ?? (v.thumbs ? 'thumbs' : 'score');
+      const e = makeEvent(id, name, v.value, own(item, 'created_at'));
+      if (typeof e === 'string') return `feedback[${i}].${e}`;
+      out.push(e);
+    }
+    return out;
+  }
+  if (typeof fb === 'object') {
+    for (const name of Object.keys(fb as Obj).sort()) {
+      const v = feedbackNumber((fb as Obj)[name]);
+      if (!v) return `feedback.${name}: expected a number, a boolean or a thumbs word`;
+      const e = makeEvent(id, name, v.value, undefined);
+      if (typeof e === 'string') return e;
+      out.push(e);
+    }
+    return out;
+  }
+  return `feedback: expected a number, boolean, thumbs word, {name: value} object or array of events`;
+}
+
+function parseFeedbackEvent(obj: Obj): ParsedRecord {
+  const r = feedbackEventSchema.safeParse(obj);
+  if (!r.success) return fail(r.error);
+  const v = feedbackNumber(own(obj, 'value'))!;
+  const name = (own(obj, 'name') as string | undefined) ?? 'score';
+  const e = makeEvent(String(own(obj, 'log_id')), name, v.value, own(obj, 'created_at'));
+  if (typeof e === 'string') return { kind: 'invalid', reason: e };
+  return { kind: 'feedback', events: [e] };
+}
+
+/** The CSV columns SPEC §2 recognises (case-insensitive), mapped to our field names. */
+const CSV_COLUMNS: Record<string, string> = {
+  question: 'user',
+  prompt: 'user',
+  user: 'user',
+  answer: 'assistant',
+  completion: 'assistant',
+  assistant: 'assistant',
+  system: 'system',
+  id: 'id',
+  score: 'score',
+  feedback: 'score',
+  created_at: 'created_at',
+  model: 'model',
+};
+
+/** Maps a CSV header to field names; `map` (from `--map column=field`) renames other columns. */
+export function csvFieldNames(header: readonly string[], map: Readonly<Record<string, string>> = {}): (string | null)[] {
+  const lowerMap = Object.fromEntries(Object.entries(map).map(([k, v]) => [k.toLowerCase(), v]));
+  return header.map((h) => {
+    const key = h.trim().toLowerCase();
+    const mapped = lowerMap[key];
+    if (mapped) return CSV_COLUMNS[mapped.toLowerCase()] ?? mapped;
+    return CSV_COLUMNS[key] ?? null;
+  });
+}
+
+/** One CSV row (already mapped to field names) → a conversation. */
+export function parseCsvRow(fields: Readonly<Record<string, string>>): ParsedRecord {
+  const user = fields.user;
+  const assistant = fields.assistant;
+  if (user === undefined || user === '') return { kind: 'invalid', reason: 'question: expected a non-empty user turn (column question|prompt|user)' };
+  if (assistant === undefined) return { kind: 'invalid', reason: 'answer: expected a column answer|completion|assistant' };
+  const messages: unknown[] = [];
+  if (fields.system) messages.push({ role: 'system', content: fields.system });
+  messages.push({ role: 'user', content: user }, { role: 'assistant', content: assistant });
+  const obj: Obj = { messages };
+  if (fields.id) obj.id = fields.id;
+  if (fields.model) obj.model = fields.model;
+  if (fields.created_at) obj.created_at = fields.created_at;
+  const score = fields.score?.trim();
+  if (score) {
+    if (/^-?\d+(\.\d+)?$/.test(score)) obj.feedback = Number(score);
+    else if (/^(true|false)$/i.test(score)) obj.feedback = score.toLowerCase() === 'true';
+    else if ((THUMBS_WORDS as readonly string[]).includes(score.toLowerCase())) obj.feedback = score.toLowerCase();
+    else return { kind: 'invalid', reason: `score: expected a number, true/false or a thumbs word, got ${JSON.stringify(score.slice(0, 40))}` };
+  }
+  const extra: Obj = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (!['user', 'assistant', 'system', 'id', 'model', 'created_at', 'score'].includes(k)) extra[k] = v;
+  }
+  if (Object.keys(extra).length > 0) obj.metadata = extra;
+  const parsed = parseChat(obj);
+  if (parsed.kind === 'conversation') {
+    return { kind: 'conversation', conversation: { ...parsed.conversation, format: 'csv' } };
+  }
+  return parsed;
+}

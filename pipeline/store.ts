@@ -1,0 +1,293 @@
+/**
+ * The SQLite store: one file an analyst can open with any SQLite client. kysely gives typed queries for the
+ * cold paths (stats, explain, runs); hot paths (ingest batches, run decisions) use prepared statements on the
+ * same better-sqlite3 connection.
+ */
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, type Generated } from 'kysely';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { JobError } from './errors.js';
+
+export interface IngestFilesTable {
+  id: Generated<number>;
+  path: string;
+  sha256: string;
+  bytes: number;
+  format: string;
+  status: 'running' | 'complete';
+  lines: number;
+  inserted: number;
+  already_present: number;
+  blank: number;
+  quarantined: number;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export interface ConversationsTable {
+  pk: Generated<number>;
+  id: string;
+  content_sha256: string;
+  format: string;
+  status: 'ok' | 'error';
+  messages: string;
+  tools: string | null;
+  created_at: string | null;
+  created_at_ms: number | null;
+  model: string | null;
+  user_id: string | null;
+  session_id: string | null;
+  tags: string | null;
+  metadata: string | null;
+  extra: string | null;
+  n_messages: number;
+  n_assistant: number;
+  source_file: string;
+  source_line: number;
+}
+
+export interface FeedbackTable {
+  pk: Generated<number>;
+  event_key: string;
+  log_id: string;
+  name: string;
+  value: number;
+  created_at: string | null;
+  created_at_ms: number | null;
+  source_file: string;
+  source_line: number;
+}
+
+export interface QuarantineTable {
+  pk: Generated<number>;
+  file: string;
+  line: number;
+  reason: string;
+  detail: string | null;
+  raw: Buffer;
+  raw_sha256: string;
+}
+
+export interface RunsTable {
+  id: string;
+  name: string;
+  config_json: string;
+  config_sha256: string;
+  seed: number;
+  status: 'running' | 'succeeded' | 'failed' | 'dry_run';
+  started_at: string;
+  finished_at: string | null;
+  out_dir: string | null;
+  error: string | null;
+  manifest_json: string | null;
+}
+
+export interface RunStagesTable {
+  run_id: string;
+  idx: number;
+  name: string;
+  n_in: number;
+  n_out: number;
+  dropped_json: string;
+  stats_json: string | null;
+  ms: number;
+}
+
+export interface RunDecisionsTable {
+  run_id: string;
+  conv_pk: number;
+  status: 'train' | 'test' | 'dropped';
+  stage: string | null;
+  stage_idx: number | null;
+  reason: string | null;
+  line: number | null;
+  tokens: number | null;
+}
+
+export interface StoreSchema {
+  ingest_files: IngestFilesTable;
+  conversations: ConversationsTable;
+  feedback: FeedbackTable;
+  quarantine: QuarantineTable;
+  runs: RunsTable;
+  run_stages: RunStagesTable;
+  run_decisions: RunDecisionsTable;
+}
+
+/**
+ * Migrations in order; migration i brings user_version from i to i+1. Never edit a shipped one: append.
+ * Primary keys are named `pk` so the conversation's own `id` (from the logs) stays a plain, unique column.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE ingest_files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'complete')),
+    lines INTEGER NOT NULL DEFAULT 0,
+    inserted INTEGER NOT NULL DEFAULT 0,
+    already_present INTEGER NOT NULL DEFAULT 0,
+    blank INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE INDEX ingest_files_digest ON ingest_files (sha256, format, status);
+
+  CREATE TABLE conversations (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    content_sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    messages TEXT NOT NULL,
+    tools TEXT,
+    created_at TEXT,
+    created_at_ms INTEGER,
+    model TEXT,
+    user_id TEXT,
+    session_id TEXT,
+    tags TEXT,
+    metadata TEXT,
+    extra TEXT,
+    n_messages INTEGER NOT NULL,
+    n_assistant INTEGER NOT NULL,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL
+  );
+  CREATE INDEX conversations_created ON conversations (created_at_ms);
+
+  CREATE TABLE feedback (
+    pk INTEGER PRIMARY KEY,
+    event_key TEXT NOT NULL UNIQUE,
+    log_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    created_at TEXT,
+    created_at_ms INTEGER,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL
+  );
+  CREATE INDEX feedback_log ON feedback (log_id, name);
+
+  CREATE TABLE quarantine (
+    pk INTEGER PRIMARY KEY,
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT,
+    raw BLOB NOT NULL,
+    raw_sha256 TEXT NOT NULL,
+    UNIQUE (file, line, raw_sha256)
+  );
+
+  CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    config_sha256 TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    out_dir TEXT,
+    error TEXT,
+    manifest_json TEXT
+  );
+  CREATE INDEX runs_started ON runs (started_at);
+
+  CREATE TABLE run_stages (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    n_in INTEGER NOT NULL,
+    n_out INTEGER NOT NULL,
+    dropped_json TEXT NOT NULL,
+    stats_json TEXT,
+    ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, idx)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE run_decisions (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    conv_pk INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('train', 'test', 'dropped')),
+    stage TEXT,
+    stage_idx INTEGER,
+    reason TEXT,
+    line INTEGER,
+    tokens INTEGER,
+    PRIMARY KEY (run_id, conv_pk)
+  ) WITHOUT ROWID;
+  `,
+  // v2: caches reused by later runs (issue 6), keyed by content digests so they can never go stale.
+  `
+  CREATE TABLE token_cache (
+    encoding TEXT NOT NULL,
+    example_sha256 TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    assistant INTEGER NOT NULL,
+    PRIMARY KEY (encoding, example_sha256)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface Store {
+  readonly path: string;
+  readonly sqlite: Database.Database;
+  readonly db: Kysely<StoreSchema>;
+  close(): Promise<void>;
+}
+
+/** Which store to use: `--db` > the config's `store` > env LOGCURATE_DB > ./curation.db (SPEC §1). */
+export function resolveStorePath(flag?: string, fromConfig?: string): string {
+  return resolve(flag ?? fromConfig ?? process.env.LOGCURATE_DB ?? 'curation.db');
+}
+
+export function openStore(path: string): Store {
+  const abs = resolve(path);
+  let sqlite: Database.Database;
+  try {
+    mkdirSync(dirname(abs), { recursive: true });
+    sqlite = new Database(abs);
+  } catch (err) {
+    throw new JobError(`${abs}: cannot open the store: ${(err as Error).message}`);
+  }
+  sqlite.pragma('busy_timeout = 30000');
+  sqlite.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode is durable against process crashes (kill -9); only an OS crash can lose the last commit.
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('cache_size = -65536');
+  sqlite.pragma('temp_store = MEMORY');
+  migrate(sqlite, abs);
+  const db = new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return {
+    path: abs,
+    sqlite,
+    db,
+    // kysely's destroy closes the better-sqlite3 handle too.
+    close: () => db.destroy(),
+  };
+}
+
+function migrate(sqlite: Database.Database, path: string): void {
+  const current = sqlite.pragma('user_version', { simple: true }) as number;
+  if (current === SCHEMA_VERSION) return;
+  if (current > SCHEMA_VERSION) {
+    throw new JobError(`${path}: store schema version ${current} is newer than this logcurate (${SCHEMA_VERSION}); upgrade logcurate`);
+  }
+  // IMMEDIATE takes the write lock first, so two processes opening a new store at once migrate it once.
+  const run = sqlite.transaction(() => {
+    const v = sqlite.pragma('user_version', { simple: true }) as number;
+    for (let i = v; i < MIGRATIONS.length; i++) sqlite.exec(MIGRATIONS[i]!);
+    sqlite.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  run.immediate();
+}

@@ -1,0 +1,196 @@
+/**
+ * The shapes of logged conversations we accept (SPEC §2). These schemas only *validate*: ingest keeps the
+ * value JSON.parse produced (zod drops `__proto__` keys, and text must be stored exactly as it came).
+ */
+import { z } from 'zod';
+
+export const ROLES = ['system', 'user', 'assistant', 'tool', 'function'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const INPUT_FORMATS = ['chat', 'request_response', 'prompt_completion', 'feedback', 'csv'] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+
+const got = (v: unknown): string => {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}…` : s;
+};
+
+export const roleSchema = z.enum(ROLES, {
+  error: (iss) => `expected one of ${ROLES.join('|')}, got ${got(iss.input)}`,
+});
+
+const toolCallSchema = z.looseObject({
+  id: z.string().optional(),
+  type: z.string().optional(),
+  function: z.looseObject({
+    name: z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` }),
+    // Production logs sometimes carry parsed arguments; emit serialises them.
+    arguments: z.union([z.string(), z.record(z.string(), z.unknown())], {
+      error: (iss) => `expected a JSON string, got ${got(iss.input)}`,
+    }),
+  }),
+});
+
+const contentPartSchema = z.looseObject({
+  type: z.string({ error: (iss) => `expected a content part type string, got ${got(iss.input)}` }),
+  text: z.string().optional(),
+});
+
+export const messageSchema = z
+  .looseObject({
+    role: roleSchema,
+    content: z
+      .union([z.string(), z.array(contentPartSchema), z.null()], {
+        error: (iss) => `expected a string, an array of content parts or null, got ${got(iss.input)}`,
+      })
+      .optional(),
+    name: z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` }).optional(),
+    tool_calls: z.array(toolCallSchema).optional(),
+    tool_call_id: z.string().optional(),
+    function_call: z.looseObject({ name: z.string(), arguments: z.union([z.string(), z.record(z.string(), z.unknown())]) }).optional(),
+    weight: z.number({ error: (iss) => `expected 0 or 1, got ${got(iss.input)}` }).optional(),
+  })
+  .superRefine((m, ctx) => {
+    const hasCall = (m.tool_calls !== undefined && m.tool_calls.length > 0) || m.function_call !== undefined;
+    if ((m.content === null || m.content === undefined) && !hasCall) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['content'],
+        message: `expected a string or content parts (null only beside tool_calls/function_call), got ${got(m.content)}`,
+      });
+    }
+  });
+
+export const messagesSchema = z
+  .array(messageSchema, { error: (iss) => `expected an array of messages, got ${got(iss.input)}` })
+  .min(1, { error: 'expected a non-empty array of messages' });
+
+const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()], {
+  error: (iss) => `expected a scalar (string, number, boolean or null), got ${got(iss.input)}`,
+});
+
+const idSchema = z.union([z.string().min(1), z.number()], {
+  error: (iss) => `expected a non-empty string or a number, got ${got(iss.input)}`,
+});
+
+export const timestampSchema = z.union([z.string(), z.number()], {
+  error: (iss) => `expected ISO 8601 or epoch seconds/milliseconds, got ${got(iss.input)}`,
+});
+
+const optionalText = z.union([z.string(), z.null()], { error: (iss) => `expected a string, got ${got(iss.input)}` }).optional();
+/** The feedback values SPEC §2 accepts for thumbs. */
+export const THUMBS_WORDS = ['up', 'down', 'positive', 'negative', 'thumbs_up', 'thumbs_down'] as const;
+
+const feedbackValue = z.union([z.number(), z.boolean(), z.enum(THUMBS_WORDS)], {
+  error: (iss) => `expected a number, a boolean or one of ${THUMBS_WORDS.join('|')}, got ${got(iss.input)}`,
+});
+
+export const feedbackEventSchema = z.looseObject({
+  log_id: idSchema,
+  value: feedbackValue,
+  name: z.string().min(1).optional(),
+  created_at: timestampSchema.optional(),
+});
+
+/** Embedded `feedback`: a number, a thumbs word/boolean, an object {name: value}, or an array of events. */
+export const embeddedFeedbackSchema = z.union(
+  [
+    feedbackValue,
+    z.array(z.looseObject({ value: feedbackValue, name: z.string().min(1).optional(), created_at: timestampSchema.optional() })),
+    z.record(z.string(), feedbackValue),
+    z.null(),
+  ],
+  { error: (iss) => `expected a number, boolean, thumbs word, {name: value} object or array of events, got ${got(iss.input)}` },
+);
+
+/** Fields shared by the chat, request/response and prompt/completion shapes. */
+const commonFields = {
+  id: idSchema.optional(),
+  created_at: timestampSchema.optional(),
+  model: optionalText,
+  user_id: z.union([z.string(), z.number(), z.null()]).optional(),
+  session_id: z.union([z.string(), z.number(), z.null()]).optional(),
+  tags: z.union([z.record(z.string(), scalar), z.null()], { error: (iss) => `expected an object of scalars, got ${got(iss.input)}` }).optional(),
+  metadata: z.unknown().optional(),
+  status: optionalText,
+  feedback: embeddedFeedbackSchema.optional(),
+};
+
+export const chatRecordSchema = z.looseObject({
+  ...commonFields,
+  messages: messagesSchema,
+  tools: z.union([z.array(z.unknown()), z.null()], { error: (iss) => `expected an array, got ${got(iss.input)}` }).optional(),
+});
+
+export const requestResponseRecordSchema = z.looseObject({
+  ...commonFields,
+  request: z.looseObject({
+    model: optionalText,
+    messages: messagesSchema,
+    tools: z.union([z.array(z.unknown()), z.null()]).optional(),
+  }, { error: (iss) => `expected a chat-completions request object, got ${got(iss.input)}` }),
+  response: z
+    .union([
+      z.looseObject({
+        model: optionalText,
+        choices: z.array(z.looseObject({ message: messageSchema.optional() })).optional(),
+        usage: z.unknown().optional(),
+        error: z.unknown().optional(),
+      }),
+      z.null(),
+    ], { error: (iss) => `expected a chat-completions response object or null, got ${got(iss.input)}` })
+    .optional(),
+  status_code: z.union([z.number(), z.string(), z.null()]).optional(),
+  error: z.unknown().optional(),
+});
+
+const promptText = z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` });
+export const promptCompletionRecordSchema = z.looseObject({
+  ...commonFields,
+  prompt: promptText,
+  completion: promptText,
+});
+
+export type ChatRecord = z.infer<typeof chatRecordSchema>;
+export type RequestResponseRecord = z.infer<typeof requestResponseRecordSchema>;
+export type PromptCompletionRecord = z.infer<typeof promptCompletionRecordSchema>;
+export type FeedbackEventRecord = z.infer<typeof feedbackEventSchema>;
+export type LogMessage = z.infer<typeof messageSchema>;
+
+/** Render a zod issue path the way users write it: `messages[2].role`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+/** The first issue of a failed parse as `path: expected …` — the quarantine reason. */
+export function describeZodError(error: z.ZodError, prefix = ''): string {
+  const issue = pickIssue(error.issues);
+  const path = formatPath([...(prefix ? [prefix] : []), ...issue.path]);
+  const msg = issue.message;
+  return path ? `${path}: ${msg}` : msg;
+}
+
+// Unions report "invalid_union" at the parent; dig into the branch that got furthest so the reason names the field.
+function pickIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
+  const first = issues[0]!;
+  if (first.code === 'invalid_union' && 'errors' in first && Array.isArray(first.errors) && first.errors.length > 0) {
+    let best: z.core.$ZodIssue | undefined;
+    for (const branch of first.errors as z.core.$ZodIssue[][]) {
+      for (const iss of branch) {
+        if (iss.code === 'invalid_type' && iss.path.length === 0) continue;
+        if (!best || iss.path.length > best.path.length) best = iss;
+      }
+    }
+    if (best && best.path.length > 0) return { ...best, path: [...first.path, ...best.path] };
+  }
+  return first;
+}
