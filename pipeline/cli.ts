@@ -14,6 +14,9 @@ import { openStore, resolveStorePath } from './store.js';
 import { formatStats, storeStats } from './stats.js';
 import { table } from './format.js';
 import { VERSION } from './version.js';
+import { runConfigFile, type RunResult } from './runner.js';
+import { explain, formatExplanation } from './explain.js';
+import { formatValidateReport, validateFile } from './validate.js';
 
 interface Io {
   stdout: (s: string) => void;
@@ -110,7 +113,105 @@ export function buildProgram(io: Io = defaultIo): Command {
       }
     });
 
+  program
+    .command('run')
+    .description('ingest the config\'s inputs, run its stages and write the output directory')
+    .argument('<config>', 'a curation config (.yaml, .yml or .json)')
+    .option('--db <file>', 'the SQLite store (overrides the config\'s store)')
+    .option('--out <dir>', 'the output directory (overrides emit.dir)')
+    .option('--dry-run', 'run every stage and print the funnel and manifest, writing no files')
+    .option('--json', 'print the manifest as one JSON document')
+    .option('--quiet', 'no progress on stderr')
+    .action(async (config: string, o: { db?: string; out?: string; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
+      const progress = createProgress(progressMode(o.quiet === true));
+      const result = await runConfigFile(config, { db: o.db, out: o.out, dryRun: o.dryRun === true, progress });
+      if (o.json) printJson(io, result.manifest);
+      else io.stdout(`${formatRunSummary(result)}\n`);
+    });
+
+  program
+    .command('validate')
+    .description('check a training JSONL file the way OpenAI does; print tokens and a cost estimate')
+    .argument('<file>', 'a training .jsonl file')
+    .option('--model <model>', 'the base model (encoding, limit, price)', 'gpt-4o-mini-2024-07-18')
+    .option('--json', 'print one JSON document')
+    .action(async (file: string, o: { model: string; json?: boolean }) => {
+      let report;
+      try {
+        report = await validateFile(file, { model: o.model });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') throw new JobError(`${file}: cannot read: ${code}`);
+        throw err;
+      }
+      if (o.json) printJson(io, report);
+      else io.stdout(`${formatValidateReport(report)}\n`);
+      if (!report.valid) throw new ValidationFailed();
+    });
+
+  program
+    .command('explain')
+    .description('say which stage dropped a conversation and why, or which split and line it landed in')
+    .argument('<conversation-id>', 'the conversation id')
+    .option('--run <run-id>', 'a run id (default: the latest run)')
+    .option('--db <file>', 'the SQLite store')
+    .option('--json', 'print one JSON document')
+    .action(async (id: string, o: { run?: string; db?: string; json?: boolean }) => {
+      const store = openStore(resolveStorePath(o.db));
+      try {
+        const e = explain(store, id, o.run);
+        if (o.json) {
+          const { id: cid, run_id, status, stage, reason, line, ...more } = e;
+          printJson(io, { id: cid, run_id, status, stage, reason, line, ...more });
+        } else io.stdout(`${formatExplanation(e)}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
   return program;
+}
+
+/** validate found errors: exit 1, the report itself already says what is wrong. */
+class ValidationFailed extends JobError {
+  constructor() {
+    super('');
+  }
+}
+
+export function formatRunSummary(r: RunResult): string {
+  const m = r.manifest as import('../schemas/manifest.js').Manifest;
+  const out: string[] = [];
+  out.push(`run ${m.run.id}${m.run.dry_run ? ' (dry run: no files written)' : ''}`);
+  out.push(`store ${r.storePath}: ${m.store.conversations.toLocaleString('en-US')} conversations`);
+  if (r.ingest.totals.lines > 0) {
+    const t = r.ingest.totals;
+    out.push(`ingested ${r.ingest.files.length} file(s): ${t.inserted} inserted, ${t.already_present} already present, ${t.blank} blank, ${t.quarantined} quarantined`);
+  }
+  out.push('', table(['stage', 'in', 'out', 'dropped (by reason)'], m.stages.map((s) => [s.name, s.in, s.out, Object.entries(s.dropped).map(([k, v]) => `${k} ${v}`).join(', ') || '–'])));
+  if (m.refusals) {
+    const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+    out.push('', `refusals: ${pct(m.refusals.before.rate)} before → ${pct(m.refusals.after.rate)} in the files (target ≤ ${pct(m.refusals.target_rate)})`);
+  }
+  const f = m.files;
+  out.push(
+    '',
+    table(
+      ['file', 'examples', 'tokens', 'mean', 'p95', 'max', 'over limit'],
+      [
+        ['train.jsonl', f.train.examples, f.train.tokens.total, f.train.tokens.mean, f.train.tokens.p95, f.train.tokens.max, f.train.over_limit],
+        ['test.jsonl', f.test.examples, f.test.tokens.total, f.test.tokens.mean, f.test.tokens.p95, f.test.tokens.max, f.test.over_limit],
+      ],
+    ),
+  );
+  const usd = m.cost.estimated_usd === null ? 'unknown (model not in the price table)' : `$${m.cost.estimated_usd.toFixed(2)}`;
+  out.push('', `model ${m.model.name} (${m.model.encoding}); ${m.cost.billing_tokens.toLocaleString('en-US')} billing tokens × ${m.cost.n_epochs} epochs → ${usd}`);
+  for (const w of m.warnings) out.push(`warning: ${w}`);
+  if (r.outDir) {
+    out.push('', `wrote ${r.outDir}/`);
+    for (const p of r.written) out.push(`  ${p.slice(r.outDir.length + 1)}`);
+  }
+  return out.join('\n');
 }
 
 /** Runs the CLI and returns the exit code (0 done, 1 job failed, 2 usage or config error). */
@@ -124,6 +225,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return 2;
     }
+    if (err instanceof ValidationFailed) return 1;
     io.stderr(`logcurate: error: ${(err as Error).message}\n`);
     if (process.env.LOGCURATE_DEBUG && err instanceof Error) io.stderr(`${err.stack}\n`);
     return exitCodeOf(err);

@@ -1,0 +1,150 @@
+/**
+ * Loading a curation config: YAML or JSON, validated with zod, every mistake a UsageError (exit 2) that names
+ * the key path and what was expected — before anything is written.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { configSchema, type ConfigFile } from '../schemas/config.js';
+import { formatPath } from '../schemas/log-record.js';
+import { sha256Hex } from './canonical.js';
+import { UsageError } from './errors.js';
+import type { InputSpec } from './ingest.js';
+import type { StageDefinition } from './stage.js';
+import { STAGES } from '../stages/index.js';
+
+export interface ConfiguredStage {
+  readonly name: string;
+  readonly def: StageDefinition;
+  readonly params: unknown;
+  /** `stages[3].dedupe` — for messages. */
+  readonly path: string;
+}
+
+export interface LoadedConfig {
+  readonly path: string;
+  readonly dir: string;
+  readonly name: string;
+  readonly seed: number;
+  /** Resolved against the config's folder. */
+  readonly store?: string;
+  readonly inputs: readonly InputSpec[];
+  readonly stages: readonly ConfiguredStage[];
+  readonly sha256: string;
+  readonly raw: ConfigFile;
+}
+
+export function loadConfig(path: string): LoadedConfig {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${path}: cannot read the config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const value = parseConfigText(text, path);
+  return validateConfig(value, { path, dir: dirname(abs), sha256: sha256Hex(text) });
+}
+
+export function parseConfigText(text: string, path: string): unknown {
+  if (/\.json$/i.test(path)) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(`${path}: invalid JSON: ${(err as Error).message}`);
+    }
+  }
+  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = e.linePos?.[0];
+    const where = pos ? `${path}:${pos.line}:${pos.col}` : path;
+    throw new UsageError(`${where}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  return doc.toJS({ maxAliasCount: 100 });
+}
+
+/** Names the key path of the first zod issue, listing allowed keys for a typo. */
+export function describeConfigIssue(error: z.ZodError, prefix: string): string {
+  const issue = error.issues[0]!;
+  const base = [prefix, formatPath(issue.path)].filter(Boolean).join(issue.path.length && typeof issue.path[0] === 'number' ? '' : '.');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    return `${base ? `${base}.` : ''}${keys[0]}: unknown key${keys.length > 1 ? ` (also ${keys.slice(1).join(', ')})` : ''}`;
+  }
+  if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) {
+    return `${base}: required key is missing (${issue.message.replace(/^Invalid input: /, '')})`;
+  }
+  return `${base || '(config)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
+}
+
+export function validateConfig(value: unknown, where: { path: string; dir: string; sha256: string }): LoadedConfig {
+  const { path, dir } = where;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new UsageError(`${path}: expected a mapping with name, stages, …`);
+  }
+  const top = configSchema.safeParse(value);
+  if (!top.success) throw new UsageError(`${path}: ${withAllowed(describeConfigIssue(top.error, ''), top.error, configSchema)}`);
+  const cfg = top.data;
+  const stages: ConfiguredStage[] = [];
+  cfg.stages.forEach((item, i) => {
+    const at = `stages[${i}]`;
+    if (item === null || typeof item !== 'object' || Array.isArray(item) || Object.keys(item).length !== 1) {
+      throw new UsageError(`${path}: ${at}: expected exactly one { <stage>: <params> }, e.g. { filter: { … } }`);
+    }
+    const [name, rawParams] = Object.entries(item as Record<string, unknown>)[0]!;
+    const def = Object.prototype.hasOwnProperty.call(STAGES, name) ? STAGES[name] : undefined;
+    if (!def) throw new UsageError(`${path}: ${at}.${name}: unknown stage (expected one of ${Object.keys(STAGES).join(', ')})`);
+    const parsed = def.params.safeParse(rawParams ?? {});
+    if (!parsed.success) {
+      throw new UsageError(`${path}: ${withAllowed(describeConfigIssue(parsed.error, `${at}.${name}`), parsed.error, def.params)}`);
+    }
+    const prepared = def.prepare?.(parsed.data, { configDir: dir, path: `${at}.${name}` }) ?? parsed.data;
+    stages.push({ name, def, params: prepared, path: `${at}.${name}` });
+  });
+  const splits = stages.filter((s) => s.name === 'split');
+  if (splits.length > 1) throw new UsageError(`${path}: ${splits[1]!.path}: split may appear only once (first at ${splits[0]!.path})`);
+  const emitAt = stages.findIndex((s) => s.name === 'emit');
+  if (emitAt === -1) throw new UsageError(`${path}: stages: the last stage must be emit (none found)`);
+  if (emitAt !== stages.length - 1) throw new UsageError(`${path}: ${stages[emitAt]!.path}: emit must be the last stage`);
+  const rel = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));
+  return {
+    path: resolve(path),
+    dir,
+    name: cfg.name,
+    seed: cfg.seed,
+    store: cfg.store === undefined ? undefined : rel(cfg.store),
+    inputs: cfg.inputs.map((inp) => (typeof inp === 'string' ? { path: inp } : { path: inp.path, format: inp.format })),
+    stages,
+    sha256: where.sha256,
+    raw: cfg,
+  };
+}
+
+/** For an unknown key, append the keys that are allowed at that level (found by walking the schema). */
+function withAllowed(message: string, error: z.ZodError, schema: z.ZodType): string {
+  const issue = error.issues[0]!;
+  if (issue.code !== 'unrecognized_keys') return message;
+  let s: unknown = schema;
+  for (const p of issue.path) {
+    s = unwrap(s);
+    const shape = (s as { shape?: Record<string, unknown> }).shape;
+    const element = (s as { element?: unknown }).element;
+    if (typeof p === 'number' && element) s = element;
+    else if (shape && typeof p === 'string' && shape[p]) s = shape[p];
+    else return message;
+  }
+  const shape = (unwrap(s) as { shape?: Record<string, unknown> }).shape;
+  return shape ? `${message}; expected one of ${Object.keys(shape).join(', ')}` : message;
+}
+
+function unwrap(s: unknown): unknown {
+  let cur = s as { def?: { innerType?: unknown; in?: unknown; type?: string } };
+  for (let k = 0; k < 10 && cur?.def; k++) {
+    if (cur.def.innerType) cur = cur.def.innerType as typeof cur;
+    else if (cur.def.type === 'pipe' && cur.def.in) cur = cur.def.in as typeof cur;
+    else break;
+  }
+  return cur;
+}

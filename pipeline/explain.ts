@@ -1,0 +1,72 @@
+/** `logcurate explain <id>`: which stage dropped a conversation and why, or which split and line it landed in. */
+import type { Store } from './store.js';
+import { UsageError } from './errors.js';
+
+export interface Explanation {
+  id: string;
+  run_id: string | null;
+  status: 'train' | 'test' | 'dropped' | 'unknown';
+  stage: string | null;
+  reason: string | null;
+  line: number | null;
+  /** Where the conversation came from, when it is in the store. */
+  source: { file: string; line: number } | null;
+  tokens: number | null;
+  run_name: string | null;
+  run_status: string | null;
+  out_dir: string | null;
+}
+
+export function explain(store: Store, id: string, runId?: string): Explanation {
+  const db = store.sqlite;
+  const run = (
+    runId === undefined
+      ? db.prepare(`SELECT id, name, status, out_dir FROM runs WHERE status != 'running' ORDER BY started_at DESC, rowid DESC LIMIT 1`).get()
+      : db.prepare(`SELECT id, name, status, out_dir FROM runs WHERE id = ?`).get(runId)
+  ) as { id: string; name: string; status: string; out_dir: string | null } | undefined;
+  if (runId !== undefined && !run) throw new UsageError(`--run ${runId}: no such run in ${store.path}`);
+  const conv = db.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE id = ?`).get(id) as
+    | { pk: number; source_file: string; source_line: number }
+    | undefined;
+  const base: Explanation = {
+    id,
+    run_id: run?.id ?? null,
+    status: 'unknown',
+    stage: null,
+    reason: null,
+    line: null,
+    source: conv ? { file: conv.source_file, line: conv.source_line } : null,
+    tokens: null,
+    run_name: run?.name ?? null,
+    run_status: run?.status ?? null,
+    out_dir: run?.out_dir ?? null,
+  };
+  if (!conv) {
+    const q = db.prepare(`SELECT file, line, reason FROM quarantine WHERE raw LIKE ? LIMIT 1`).get(`%${id.replace(/[%_]/g, '')}%`) as
+      | { file: string; line: number; reason: string }
+      | undefined;
+    return { ...base, reason: q ? `not in the store; a quarantined line mentions it (${q.file}:${q.line}: ${q.reason})` : 'not in the store' };
+  }
+  if (!run) return { ...base, reason: 'no run has been made on this store yet' };
+  const d = db.prepare(`SELECT status, stage, reason, line, tokens FROM run_decisions WHERE run_id = ? AND conv_pk = ?`).get(run.id, conv.pk) as
+    | { status: 'train' | 'test' | 'dropped'; stage: string | null; reason: string | null; line: number | null; tokens: number | null }
+    | undefined;
+  if (!d) return { ...base, reason: 'ingested after this run: the run did not consider it' };
+  return { ...base, status: d.status, stage: d.stage, reason: d.reason, line: d.line, tokens: d.tokens };
+}
+
+export function formatExplanation(e: Explanation): string {
+  const rows: [string, string][] = [
+    ['id', e.id],
+    ['run', e.run_id ? `${e.run_id} (${e.run_status})` : '–'],
+    ['status', e.status],
+  ];
+  if (e.status === 'dropped') rows.push(['stage', e.stage ?? '–'], ['reason', e.reason ?? '–']);
+  if (e.status === 'train' || e.status === 'test') {
+    rows.push(['file', `${e.out_dir ? `${e.out_dir}/` : ''}${e.status}.jsonl`], ['line', String(e.line ?? '–')], ['tokens', String(e.tokens ?? '–')]);
+  }
+  if (e.status === 'unknown' && e.reason) rows.push(['why', e.reason]);
+  if (e.source) rows.push(['source', `${e.source.file}:${e.source.line}`]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}

@@ -1,0 +1,46 @@
+/** Small, shared views of a conversation's messages. */
+import type { Message } from './stage.js';
+
+/** A message's text: a string as is, content parts' `text` joined, null/absent → "". */
+export function contentText(content: Message['content']): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    let s = '';
+    for (const part of content) if (typeof part?.text === 'string') s += part.text;
+    return s;
+  }
+  return '';
+}
+
+/** The final assistant message's text ('' when the conversation has none). */
+export function finalAssistantText(messages: readonly Message[]): string {
+  for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'assistant') return contentText(messages[k]!.content);
+  return '';
+}
+
+/** What dedupe's `key` and split's prompt grouping compare (SPEC §3: conversation | prompt | last_user). */
+export function keyText(messages: readonly Message[], key: 'conversation' | 'prompt' | 'last_user'): string {
+  if (key === 'last_user') {
+    for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'user') return contentText(messages[k]!.content);
+    return '';
+  }
+  const parts: string[] = [];
+  for (const m of messages) {
+    if (m.role === 'system') continue;
+    if (key === 'prompt' && m.role !== 'user') continue;
+    // Role-tagged so that the same words said by different roles are different conversations.
+    parts.push(key === 'conversation' ? `${m.role}: ${contentText(m.content)}${toolCallText(m)}` : contentText(m.content));
+  }
+  return parts.join('\n');
+}
+
+function toolCallText(m: Message): string {
+  if (!m.tool_calls?.length) return '';
+  return m.tool_calls.map((t) => ` ${t.function.name}(${typeof t.function.arguments === 'string' ? t.function.arguments : JSON.stringify(t.function.arguments)})`).join('');
+}
+
+/** `gpt-4o*` → /^gpt-4o.*$/ ; only `*` and `?` are special. */
+export function globToRegExp(glob: string): RegExp {
+  const src = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${src}$`);
+}

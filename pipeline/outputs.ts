@@ -1,0 +1,349 @@
+/**
+ * The output directory (SPEC §4). Files are written into a staging folder beside the outputs and renamed into
+ * place only after the whole run succeeded — manifest.json last — so a reader never sees a partial file and a
+ * failed run leaves the previous run's files as they were.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, existsSync, unlinkSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { join } from 'node:path';
+import { manifestSchema, type FileEntry, type Manifest } from '../schemas/manifest.js';
+import { autoEpochs, estimateCostUsd, type ModelInfo } from './models.js';
+import { tokenStats } from './tokens.js';
+import { renderReport, type ReportData } from './report.js';
+import { redactPii, PII_KINDS } from './pii.js';
+import { contentText } from './messages.js';
+import { reasonCategory, SPLIT_TEST } from './working-set.js';
+import type { EmitHandoff, FinishedStages, RunOutput } from './runner.js';
+import type { Message, StageContext } from './stage.js';
+import type { EmitParams } from '../stages/emit.js';
+import { VERSION } from './version.js';
+import { JobError } from './errors.js';
+import { hashText } from './normalize.js';
+
+export interface SplitAccumulator {
+  readonly examples: number;
+  overLimit: number;
+  /** Appends one example line; returns its 1-based line number in the file. */
+  write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
+}
+
+const FLUSH_AT = 1 << 20;
+
+class SplitSink implements SplitAccumulator {
+  examples = 0;
+  overLimit = 0;
+  bytes = 0;
+  assistant = 0;
+  billing = 0;
+  refusals = 0;
+  readonly totals: number[] = [];
+  readonly duplicateLines: number[] = [];
+  private readonly seen = new Set<string>();
+  private readonly hash: Hash = createHash('sha256');
+  private buf: string[] = [];
+  private bufLen = 0;
+  private fd: number | null;
+
+  constructor(
+    readonly name: 'train' | 'test',
+    readonly path: string | null,
+  ) {
+    this.fd = path === null ? null : openSync(path, 'w');
+  }
+
+  write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
+    const text = `${line}\n`;
+    this.hash.update(text);
+    this.bytes += Buffer.byteLength(text);
+    this.examples++;
+    this.totals.push(tokens.total);
+    this.assistant += tokens.assistant;
+    this.billing += limit === null ? tokens.total : Math.min(limit, tokens.total);
+    if (refusal) this.refusals++;
+    const h = hashText(line);
+    if (this.seen.has(h)) this.duplicateLines.push(this.examples);
+    else this.seen.add(h);
+    if (this.fd !== null) {
+      this.buf.push(text);
+      this.bufLen += text.length;
+      if (this.bufLen >= FLUSH_AT) this.flush();
+    }
+    return this.examples;
+  }
+
+  lineHashes(): ReadonlySet<string> {
+    return this.seen;
+  }
+
+  flush(): void {
+    if (this.fd === null || this.buf.length === 0) return;
+    writeSync(this.fd, this.buf.join(''));
+    this.buf = [];
+    this.bufLen = 0;
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    this.flush();
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.fd = null;
+  }
+
+  entry(file: string): FileEntry {
+    const s = tokenStats(this.totals);
+    return {
+      path: file,
+      examples: this.examples,
+      bytes: this.bytes,
+      sha256: this.hash.copy().digest('hex'),
+      over_limit: this.overLimit,
+      tokens: { total: s.total, assistant: this.assistant, min: s.min, mean: s.mean, p50: s.p50, p95: s.p95, max: s.max },
+    };
+  }
+}
+
+export class OutputWriter {
+  readonly train: SplitSink;
+  readonly test: SplitSink;
+  private readonly staging: string | null;
+
+  constructor(private readonly o: { outDir: string; runId: string; dryRun: boolean }) {
+    if (o.dryRun) {
+      this.staging = null;
+    } else {
+      try {
+        mkdirSync(o.outDir, { recursive: true });
+        this.staging = join(o.outDir, `.staging-${o.runId}`);
+        mkdirSync(this.staging);
+      } catch (err) {
+        throw new JobError(`${o.outDir}: cannot create the output directory: ${(err as Error).message}`);
+      }
+    }
+    this.train = new SplitSink('train', this.staging && join(this.staging, 'train.jsonl'));
+    this.test = new SplitSink('test', this.staging && join(this.staging, 'test.jsonl'));
+  }
+
+  abort(): void {
+    try {
+      this.train.close();
+      this.test.close();
+    } catch {
+      /* closing is best effort; the folder goes anyway */
+    }
+    if (this.staging) rmSync(this.staging, { recursive: true, force: true });
+  }
+
+  handoff(a: { params: EmitParams; model: ModelInfo; warnings: string[]; ctx: StageContext }): EmitHandoff {
+    return {
+      finalize: async (run) => {
+        try {
+          return await this.finalize(a, run);
+        } catch (err) {
+          this.abort();
+          throw err;
+        }
+      },
+    };
+  }
+
+  private async finalize(a: { params: EmitParams; model: ModelInfo; warnings: string[]; ctx: StageContext }, run: FinishedStages): Promise<RunOutput> {
+    const { params: p, model, ctx } = a;
+    this.train.close();
+    this.test.close();
+    const warnings = [...a.warnings];
+    const nTrain = this.train.examples;
+    if (nTrain < 10) warnings.push(`only ${nTrain} train example(s); OpenAI requires at least 10`);
+    for (const s of [this.train, this.test]) {
+      if (s.bytes > 512 * 1024 * 1024) warnings.push(`${s.name}.jsonl is ${s.bytes} bytes, over OpenAI's 512 MB file limit`);
+      if (s.duplicateLines.length > 0) {
+        warnings.push(`${s.name}.jsonl has ${s.duplicateLines.length} exact duplicate example(s) (lines ${s.duplicateLines.slice(0, 5).join(', ')}${s.duplicateLines.length > 5 ? ', …' : ''})`);
+      }
+    }
+    const testHashes = this.test.lineHashes();
+    let shared = 0;
+    for (const h of this.train.lineHashes()) if (testHashes.has(h)) shared++;
+    if (shared > 0) warnings.push(`${shared} example(s) appear in both train.jsonl and test.jsonl`);
+
+    const epochs = p.epochs === 'auto' ? autoEpochs(nTrain) : p.epochs;
+    const refusalsFact = ctx.facts.refusals;
+    const outCount = nTrain + this.test.examples;
+    const outRefusals = this.train.refusals + this.test.refusals;
+    const manifestDraft: Manifest = {
+      manifest_version: 1,
+      tool: { name: 'logcurate', version: VERSION },
+      run: {
+        id: run.runId,
+        name: ctx.runName,
+        started_at: ctx.startedAt.toISOString(),
+        finished_at: run.finishedAt.toISOString(),
+        config_sha256: ctx.configSha256,
+        seed: ctx.seed,
+        dry_run: ctx.dryRun,
+      },
+      store: { path: ctx.store.path, conversations: run.ws.size },
+      model: {
+        name: model.name,
+        base: model.base,
+        encoding: model.encoding,
+        max_tokens_per_example: model.maxTokensPerExample,
+        price_per_1m_training_tokens: model.pricePer1M,
+      },
+      stages: run.funnel.map((f) => ({ name: f.name, in: f.in, out: f.out, dropped: f.dropped })),
+      refusals: refusalsFact
+        ? {
+            target_rate: refusalsFact.target_rate,
+            before: refusalsFact.before,
+            // Measured on what reached the files, with the same detector, so later drops are reflected.
+            after: { count: outRefusals, rate: outCount === 0 ? 0 : round6(outRefusals / outCount) },
+          }
+        : null,
+      files: { train: this.train.entry('train.jsonl'), test: this.test.entry('test.jsonl') },
+      outputs: { lineage: p.lineage ? 'lineage.jsonl' : null, report: p.report ? 'report.html' : null },
+      cost: {
+        currency: 'USD',
+        n_epochs: epochs,
+        epochs_source: p.epochs === 'auto' ? 'auto' : 'config',
+        billing_tokens: this.train.billing,
+        estimated_usd: estimateCostUsd(this.train.billing, epochs, model.pricePer1M),
+      },
+      warnings,
+      job_request: {
+        model: p.model,
+        training_file: 'train.jsonl',
+        validation_file: this.test.examples > 0 ? 'test.jsonl' : null,
+        suffix: ctx.runName.slice(0, 64),
+        seed: ctx.seed,
+        method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: epochs } } },
+      },
+    };
+    const checked = manifestSchema.safeParse(manifestDraft);
+    if (!checked.success) {
+      throw new JobError(`internal: the manifest failed its schema at ${checked.error.issues[0]!.path.join('.')}: ${checked.error.issues[0]!.message}`);
+    }
+    const manifest = checked.data;
+    if (!this.staging) return { manifest, outDir: null, written: [] };
+
+    if (p.lineage) writeLineage(join(this.staging, 'lineage.jsonl'), ctx, run);
+    if (p.report) {
+      const html = await renderReport(await reportData(manifest, ctx, run, this.train.totals, this.test.totals));
+      writeWhole(join(this.staging, 'report.html'), html);
+    }
+    writeWhole(join(this.staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+
+    const names = ['train.jsonl', 'test.jsonl', ...(p.lineage ? ['lineage.jsonl'] : []), ...(p.report ? ['report.html'] : []), 'manifest.json'];
+    // Outputs this run does not produce would describe an older run: remove them before the new files land.
+    for (const stale of ['lineage.jsonl', 'report.html']) {
+      if (!names.includes(stale) && existsSync(join(this.o.outDir, stale))) unlinkSync(join(this.o.outDir, stale));
+    }
+    for (const n of names) renameSync(join(this.staging, n), join(this.o.outDir, n));
+    rmSync(this.staging, { recursive: true, force: true });
+    return { manifest, outDir: this.o.outDir, written: names.map((n) => join(this.o.outDir, n)) };
+  }
+}
+
+function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}
+
+function writeWhole(path: string, text: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One line per conversation the run considered, in store order: byte-identical for the same store and config. */
+function writeLineage(path: string, ctx: StageContext, run: FinishedStages): void {
+  const { ws } = run;
+  const fd = openSync(path, 'w');
+  try {
+    const rows = ctx.store.sqlite.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE pk <= ? ORDER BY pk`).raw();
+    const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
+    let k = 0;
+    let buf: string[] = [];
+    let len = 0;
+    for (const [pk, file, srcLine] of rows.iterate(maxPk) as Iterable<[number, string, number]>) {
+      while (k < ws.size && ws.pks[k]! < pk) k++;
+      if (k >= ws.size || ws.pks[k] !== pk) continue;
+      const by = ws.droppedBy[k]!;
+      const rec =
+        by >= 0
+          ? { id: ws.ids[k], status: 'dropped', stage: run.funnel[by]?.name ?? null, reason: ws.reason(k), line: null, source: { file, line: srcLine } }
+          : { id: ws.ids[k], status: ws.split[k] === SPLIT_TEST ? 'test' : 'train', stage: null, reason: null, line: ws.line[k] || null, source: { file, line: srcLine } };
+      const text = `${JSON.stringify(rec)}\n`;
+      buf.push(text);
+      len += text.length;
+      if (len >= FLUSH_AT) {
+        writeSync(fd, buf.join(''));
+        buf = [];
+        len = 0;
+      }
+    }
+    if (buf.length) writeSync(fd, buf.join(''));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const SAMPLES_PER_REASON = 3;
+const SAMPLE_REASONS = 12;
+
+async function reportData(manifest: Manifest, ctx: StageContext, run: FinishedStages, trainTokens: number[], testTokens: number[]): Promise<ReportData> {
+  const { ws } = run;
+  const fbName = ctx.facts.feedbackName ?? 'score';
+  const fb = ctx.feedback(fbName, 'latest');
+  const before: number[] = [];
+  const after: number[] = [];
+  for (let i = 0; i < ws.size; i++) {
+    const v = fb[i]!;
+    if (Number.isNaN(v)) continue;
+    before.push(v);
+    if (ws.droppedBy[i] === -1) after.push(v);
+  }
+  // A few dropped conversations per reason, first in store order. Their text is redacted here whatever the
+  // config says: the report is a file people pass around.
+  const picked = new Map<string, number[]>();
+  for (let i = 0; i < ws.size && picked.size <= SAMPLE_REASONS; i++) {
+    if (ws.droppedBy[i] === -1) continue;
+    const cat = `${run.funnel[ws.droppedBy[i]!]?.name}\u0000${reasonCategory(ws.reason(i)!)}`;
+    const list = picked.get(cat) ?? [];
+    if (list.length < SAMPLES_PER_REASON) {
+      list.push(i);
+      picked.set(cat, list);
+    }
+  }
+  const get = ctx.store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck();
+  const samples: ReportData['samples'][number][] = [];
+  for (const [cat, list] of [...picked.entries()].slice(0, SAMPLE_REASONS)) {
+    const [stage] = cat.split('\u0000');
+    for (const i of list) {
+      const msgs = JSON.parse(get.get(ws.pks[i]) as string) as Message[];
+      samples.push({
+        stage: stage!,
+        reason: ws.reason(i)!,
+        id: ws.ids[i]!,
+        messages: msgs.map((m) => ({ role: String(m.role), content: redactPii(contentText(m.content), PII_KINDS).text })),
+      });
+    }
+  }
+  const clusters = ctx.facts.duplicateClusters ?? new Map<number, number>();
+  return {
+    run: { id: manifest.run.id, name: manifest.run.name, started_at: manifest.run.started_at, finished_at: manifest.run.finished_at, seed: manifest.run.seed },
+    model: { name: manifest.model.name, encoding: manifest.model.encoding, max_tokens_per_example: manifest.model.max_tokens_per_example },
+    stages: manifest.stages,
+    refusals: manifest.refusals,
+    files: { train: manifest.files.train, test: manifest.files.test },
+    cost: { n_epochs: manifest.cost.n_epochs, billing_tokens: manifest.cost.billing_tokens, estimated_usd: manifest.cost.estimated_usd },
+    warnings: manifest.warnings,
+    feedback: { name: fbName, before, after },
+    tokens: { train: trainTokens, test: testTokens },
+    duplicateClusters: [...clusters.entries()].sort((x, y) => x[0] - y[0]).map(([size, n]) => ({ size, clusters: n })),
+    pii: ctx.facts.pii ?? {},
+    samples,
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * The run engine: config → ingest inputs → a frozen working set → stage after stage → emit's outputs.
+ * Every decision is recorded with its stage and reason (`run_decisions`), and every stage's funnel row
+ * (`run_stages`), so `explain` and `lineage.jsonl` can answer "why was this dropped?".
+ */
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type LoadedConfig } from './config.js';
+import { ingest, type IngestSummary } from './ingest.js';
+import { openStore, resolveStorePath, type Store } from './store.js';
+import { silentProgress, type Progress } from './progress.js';
+import type { FeedbackAggregate, Message, RunFacts, ScannedConversation, StageContext, Transform } from './stage.js';
+import { reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
+import { canonicalJson } from './canonical.js';
+
+export interface RunOptions {
+  /** `--db`: overrides the config's store. */
+  readonly db?: string;
+  /** `--out`: overrides emit's dir. */
+  readonly out?: string;
+  readonly dryRun?: boolean;
+  readonly progress?: Progress;
+}
+
+export interface FunnelRow {
+  readonly name: string;
+  readonly in: number;
+  readonly out: number;
+  readonly dropped: Record<string, number>;
+}
+
+/** What emit hands back to the runner: it finalises once the whole funnel (its own row included) is known. */
+export interface EmitHandoff {
+  finalize(run: FinishedStages): Promise<RunOutput>;
+}
+
+export interface FinishedStages {
+  readonly runId: string;
+  readonly funnel: readonly FunnelRow[];
+  readonly facts: RunFacts;
+  readonly ws: WorkingSet;
+  readonly finishedAt: Date;
+}
+
+export interface RunOutput {
+  /** The manifest (SPEC §4), validated. */
+  readonly manifest: Record<string, unknown>;
+  readonly outDir: string | null;
+  /** Paths written (empty on a dry run). */
+  readonly written: readonly string[];
+}
+
+export interface RunResult extends RunOutput {
+  readonly runId: string;
+  readonly storePath: string;
+  readonly ingest: IngestSummary;
+  readonly funnel: readonly FunnelRow[];
+}
+
+/** Keeps emit's handoff out of RunFacts' public shape. */
+export interface RunFactsInternal extends RunFacts {
+  emit?: EmitHandoff;
+  outOverride?: string;
+}
+
+export async function runConfigFile(configPath: string, opts: RunOptions = {}): Promise<RunResult> {
+  // Config errors surface here, before the store is opened or anything is written.
+  const config = loadConfig(configPath);
+  const store = openStore(resolveStorePath(opts.db, config.store));
+  try {
+    return await runConfig(store, config, opts);
+  } finally {
+    await store.close();
+  }
+}
+
+function newRunId(name: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function runConfig(store: Store, config: LoadedConfig, opts: RunOptions = {}): Promise<RunResult> {
+  const progress = opts.progress ?? silentProgress;
+  const ingestSummary = await ingest(store, config.inputs, { cwd: config.dir, progress });
+  for (const w of ingestSummary.warnings) progress.log(`warning: ${w}`);
+
+  const startedAt = new Date();
+  const runId = newRunId(config.name, startedAt);
+  const sqlite = store.sqlite;
+  sqlite
+    .prepare(
+      `INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+    )
+    .run(runId, config.name, canonicalJson(config.raw), config.sha256, config.seed, startedAt.toISOString());
+
+  // Freeze what this run considers: conversations and feedback as of now. Rows are never updated, so
+  // later concurrent ingests cannot change this run's view.
+  const rows = sqlite.prepare(`SELECT pk, id FROM conversations ORDER BY pk`).raw().all() as [number, string][];
+  const pks = new Int32Array(rows.length);
+  const ids: string[] = new Array<string>(rows.length);
+  rows.forEach(([pk, id], k) => {
+    pks[k] = pk;
+    ids[k] = id;
+  });
+  const maxFeedbackPk = Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m);
+  const ws = new WorkingSet(pks, ids);
+  const facts: RunFactsInternal = { outOverride: opts.out };
+  const transforms: Transform[] = [];
+  const feedbackCache = new Map<string, Float64Array>();
+  const funnel: FunnelRow[] = [];
+  const insertStage = sqlite.prepare(
+    `INSERT INTO run_stages (run_id, idx, name, n_in, n_out, dropped_json, stats_json, ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+
+  try {
+    for (let s = 0; s < config.stages.length; s++) {
+      const stage = config.stages[s]!;
+      const t0 = Date.now();
+      const nIn = ws.alive;
+      const dropped: Record<string, number> = {};
+      const stats: Record<string, unknown> = {};
+      const ctx: StageContext = {
+        store,
+        runId,
+        runName: config.name,
+        seed: config.seed,
+        stageIndex: s,
+        stageName: stage.name,
+        configDir: config.dir,
+        dryRun: opts.dryRun === true,
+        startedAt,
+        configSha256: config.sha256,
+        ws,
+        progress,
+        facts,
+        stats,
+        scan: (label) => scanConversations(store, ws, [...transforms], progress, label ?? stage.name),
+        drop: (i, reason) => {
+          ws.drop(i, s, reason);
+          const cat = reasonCategory(reason);
+          dropped[cat] = (dropped[cat] ?? 0) + 1;
+        },
+        feedback: (name, aggregate) => {
+          const key = `${aggregate}\u0000${name}`;
+          let v = feedbackCache.get(key);
+          if (!v) feedbackCache.set(key, (v = aggregateFeedback(store, ws, name, aggregate, maxFeedbackPk)));
+          return v;
+        },
+        addTransform: (t) => transforms.push(t),
+      };
+      await stage.def.run(ctx, stage.params);
+      const row: FunnelRow = { name: stage.name, in: nIn, out: ws.alive, dropped: sortKeys(dropped) };
+      funnel.push(row);
+      insertStage.run(runId, s, stage.name, row.in, row.out, JSON.stringify(row.dropped), JSON.stringify(stats), Date.now() - t0);
+    }
+    if (!facts.emit) throw new Error('internal: the emit stage did not run');
+    const output = await facts.emit.finalize({ runId, funnel, facts, ws, finishedAt: new Date() });
+    persistDecisions(store, runId, ws, config.stages.map((st) => st.name));
+    sqlite
+      .prepare(`UPDATE runs SET status = ?, finished_at = ?, out_dir = ?, manifest_json = ? WHERE id = ?`)
+      .run(opts.dryRun ? 'dry_run' : 'succeeded', new Date().toISOString(), output.outDir, JSON.stringify(output.manifest), runId);
+    return { ...output, runId, storePath: store.path, ingest: ingestSummary, funnel };
+  } catch (err) {
+    // A failed run still records what it decided, so `explain` can say why.
+    try {
+      persistDecisions(store, runId, ws, config.stages.map((st) => st.name));
+    } catch {
+      /* the original error matters more */
+    }
+    sqlite
+      .prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`)
+      .run(new Date().toISOString(), (err as Error).message, runId);
+    throw err;
+  }
+}
+
+function sortKeys(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Binary search of a pk in the working set's ascending pks. */
+export function indexOfPk(pks: Int32Array, pk: number): number {
+  let lo = 0;
+  let hi = pks.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = pks[mid]!;
+    if (v === pk) return mid;
+    if (v < pk) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+function aggregateFeedback(store: Store, ws: WorkingSet, name: string, aggregate: FeedbackAggregate, maxPk: number): Float64Array {
+  const out = new Float64Array(ws.size).fill(NaN);
+  // "latest" = the event with the newest created_at; undated events count as older than dated ones, and
+  // ingest order breaks ties. Bound values only: names never reach SQL as text.
+  const sqlText =
+    aggregate === 'latest'
+      ? `SELECT c.pk, f.value FROM (
+           SELECT log_id, value, row_number() OVER (PARTITION BY log_id ORDER BY created_at_ms IS NULL, created_at_ms DESC, pk DESC) AS rn
+           FROM feedback WHERE name = ? AND pk <= ?) f
+         JOIN conversations c ON c.id = f.log_id WHERE f.rn = 1`
+      : `SELECT c.pk, ${aggregate === 'mean' ? 'avg' : aggregate}(f.value) FROM feedback f JOIN conversations c ON c.id = f.log_id
+         WHERE f.name = ? AND f.pk <= ? GROUP BY c.pk`;
+  for (const [pk, value] of store.sqlite.prepare(sqlText).raw().iterate(name, maxPk) as Iterable<[number, number]>) {
+    const i = indexOfPk(ws.pks, pk);
+    if (i !== -1) out[i] = value;
+  }
+  return out;
+}
+
+const SCAN_PAGE = 2000;
+
+function* scanConversations(store: Store, ws: WorkingSet, transforms: readonly Transform[], progress: Progress, label: string): Generator<ScannedConversation> {
+  const page = store.sqlite
+    .prepare(
+      `SELECT pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line
+       FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk LIMIT ${SCAN_PAGE}`,
+    )
+    .raw();
+  const n = ws.size;
+  if (n === 0) return;
+  const task = progress.task(label, { total: ws.alive, unit: 'items' });
+  const maxPk = ws.pks[n - 1]!;
+  let after = 0;
+  let k = 0;
+  try {
+    for (;;) {
+      // Pages, not one long iterator: a stage may query the store between conversations.
+      const rows = page.all(after, maxPk) as [number, string, string, string | null, 'ok' | 'error', number | null, string | null, string | null, string | null, string | null, string, number][];
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]![0];
+      for (const r of rows) {
+        const pk = r[0];
+        while (k < n && ws.pks[k]! < pk) k++;
+        if (k >= n || ws.pks[k] !== pk || !ws.isAlive(k)) continue;
+        const base = {
+          i: k,
+          pk,
+          id: r[1],
+          tools: r[3] === null ? null : (JSON.parse(r[3]) as unknown[]),
+          status: r[4],
+          createdAtMs: r[5],
+          model: r[6],
+          userId: r[7],
+          sessionId: r[8],
+          tags: r[9] === null ? null : (JSON.parse(r[9]) as Record<string, unknown>),
+          sourceFile: r[10],
+          sourceLine: r[11],
+        };
+        let messages = JSON.parse(r[2]) as readonly Message[];
+        for (const t of transforms) messages = t(messages, base);
+        task.tick(1);
+        yield { ...base, messages };
+      }
+    }
+  } finally {
+    task.done();
+  }
+}
+
+function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageNames: readonly string[]): void {
+  const insert = store.sqlite.prepare(
+    `INSERT OR REPLACE INTO run_decisions (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const batch = store.sqlite.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const by = ws.droppedBy[i]!;
+      const tokens = ws.tokens[i]! >= 0 ? ws.tokens[i]! : null;
+      if (by >= 0) insert.run(runId, ws.pks[i], 'dropped', stageNames[by] ?? null, by, ws.reason(i), null, tokens);
+      else insert.run(runId, ws.pks[i], ws.split[i] === SPLIT_TEST ? 'test' : 'train', null, null, null, ws.line[i]! || null, tokens);
+    }
+  });
+  for (let from = 0; from < ws.size; from += 20_000) batch(from, Math.min(ws.size, from + 20_000));
+}
+

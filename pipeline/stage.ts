@@ -1,0 +1,93 @@
+/**
+ * What a stage is: a name, a zod params schema, an optional config-time check, and one function that decides
+ * over the run's working set. Stages never hold whole conversations: they stream them with `ctx.scan()` and
+ * record decisions by working-set index.
+ */
+import type { z } from 'zod';
+import type { Store } from './store.js';
+import type { Progress } from './progress.js';
+import type { WorkingSet } from './working-set.js';
+
+/** A chat message as stored (the log's own object; text exactly as it came). */
+export interface Message {
+  role: string;
+  content?: string | null | readonly { type: string; text?: string; [k: string]: unknown }[];
+  name?: string;
+  tool_calls?: readonly { id?: string; type?: string; function: { name: string; arguments: string | Record<string, unknown> } }[];
+  tool_call_id?: string;
+  function_call?: { name: string; arguments: string | Record<string, unknown> };
+  weight?: number;
+  [k: string]: unknown;
+}
+
+/** One conversation as a stage sees it: after the transforms of the stages before it. */
+export interface ScannedConversation {
+  /** Index in the working set. */
+  readonly i: number;
+  readonly pk: number;
+  readonly id: string;
+  readonly messages: readonly Message[];
+  readonly tools: readonly unknown[] | null;
+  readonly status: 'ok' | 'error';
+  readonly createdAtMs: number | null;
+  readonly model: string | null;
+  readonly userId: string | null;
+  readonly sessionId: string | null;
+  readonly tags: Readonly<Record<string, unknown>> | null;
+  readonly sourceFile: string;
+  readonly sourceLine: number;
+}
+
+/** A pure rewrite of a conversation's messages (redaction, system prompts), applied lazily on every later scan. */
+export type Transform = (messages: readonly Message[], conv: Omit<ScannedConversation, 'messages'>) => readonly Message[];
+
+export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
+
+/** Facts a stage reports for the manifest and the report (refusal rates, PII counts, duplicate clusters). */
+export interface RunFacts {
+  refusals?: { target_rate: number; before: { count: number; rate: number }; after: { count: number; rate: number } };
+  pii?: Record<string, number>;
+  /** The detector rebalance_refusals used, so emit can measure the rate in the files with the same one. */
+  refusalDetector?: (text: string) => boolean;
+  duplicateClusters?: Map<number, number>;
+  /** Feedback values of the conversations entering the run (for the report), by name. */
+  feedbackName?: string;
+}
+
+export interface StageContext {
+  readonly store: Store;
+  readonly runId: string;
+  readonly runName: string;
+  readonly seed: number;
+  readonly stageIndex: number;
+  readonly stageName: string;
+  readonly configDir: string;
+  readonly dryRun: boolean;
+  readonly startedAt: Date;
+  readonly configSha256: string;
+  readonly ws: WorkingSet;
+  readonly progress: Progress;
+  readonly facts: RunFacts;
+  /** Stage-specific statistics, saved with the stage's funnel row. */
+  readonly stats: Record<string, unknown>;
+  /** Streams the conversations still alive, in working-set order, with earlier transforms applied. */
+  scan(label?: string): Generator<ScannedConversation>;
+  /** Drops conversation `i` with a reason (`no_feedback`, `duplicate_of:<id>`, …). */
+  drop(i: number, reason: string): void;
+  /** Aggregated feedback per working-set index (NaN where the conversation has no such event). */
+  feedback(name: string, aggregate: FeedbackAggregate): Float64Array;
+  addTransform(t: Transform): void;
+}
+
+export interface StageDefinition<S extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly params: S;
+  /** Config-time checks that need the file system (a prompt file) — throw UsageError naming the key path. */
+  prepare?(params: z.output<S>, env: { configDir: string; path: string }): z.output<S> | void;
+  run(ctx: StageContext, params: z.output<S>): void | Promise<void>;
+}
+
+/** Identity helper that keeps a stage's params type attached to its schema. */
+export function defineStage<S extends z.ZodType>(def: StageDefinition<S>): StageDefinition<S> {
+  return def;
+}

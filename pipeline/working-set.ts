@@ -1,0 +1,80 @@
+/**
+ * The run-scoped working set: compact columns indexed 0..n-1 over the conversations a run considers. Decisions
+ * live here as typed arrays (a few bytes per conversation) and are persisted to `run_decisions` at the end.
+ */
+
+export const SPLIT_NONE = 0;
+export const SPLIT_TRAIN = 1;
+export const SPLIT_TEST = 2;
+
+export class WorkingSet {
+  /** conversations.pk, ascending. */
+  readonly pks: Int32Array;
+  /** The conversations' own ids (from the logs), for reasons, hashing and lineage. */
+  readonly ids: readonly string[];
+  /** -1 while alive, else the index of the stage that dropped it. */
+  readonly droppedBy: Int16Array;
+  /** Index into `reasons` for dropped conversations. */
+  readonly reasonOf: Int32Array;
+  readonly split: Uint8Array;
+  /** Token total per example, filled by emit (-1 = not counted). */
+  readonly tokens: Int32Array;
+  /** 1-based line in train.jsonl / test.jsonl, filled by emit. */
+  readonly line: Int32Array;
+  private readonly reasonIndex = new Map<string, number>();
+  readonly reasons: string[] = [];
+  private aliveCount: number;
+
+  constructor(pks: Int32Array, ids: readonly string[]) {
+    this.pks = pks;
+    this.ids = ids;
+    const n = pks.length;
+    this.droppedBy = new Int16Array(n).fill(-1);
+    this.reasonOf = new Int32Array(n).fill(-1);
+    this.split = new Uint8Array(n);
+    this.tokens = new Int32Array(n).fill(-1);
+    this.line = new Int32Array(n);
+    this.aliveCount = n;
+  }
+
+  get size(): number {
+    return this.pks.length;
+  }
+
+  get alive(): number {
+    return this.aliveCount;
+  }
+
+  isAlive(i: number): boolean {
+    return this.droppedBy[i] === -1;
+  }
+
+  drop(i: number, stageIndex: number, reason: string): void {
+    if (this.droppedBy[i] !== -1) throw new Error(`internal: conversation ${this.ids[i]} dropped twice`);
+    let r = this.reasonIndex.get(reason);
+    if (r === undefined) {
+      r = this.reasons.length;
+      this.reasons.push(reason);
+      this.reasonIndex.set(reason, r);
+    }
+    this.droppedBy[i] = stageIndex;
+    this.reasonOf[i] = r;
+    this.aliveCount--;
+  }
+
+  reason(i: number): string | null {
+    const r = this.reasonOf[i]!;
+    return r === -1 ? null : this.reasons[r]!;
+  }
+
+  /** Indices still alive, ascending. */
+  *aliveIndices(): Generator<number> {
+    for (let i = 0; i < this.pks.length; i++) if (this.droppedBy[i] === -1) yield i;
+  }
+}
+
+/** The reason's category for funnel counts: `duplicate_of:abc` → `duplicate_of`, `pii:email` stays. */
+export function reasonCategory(reason: string): string {
+  if (reason.startsWith('duplicate_of:')) return 'duplicate_of';
+  return reason;
+}

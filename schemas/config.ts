@@ -1,0 +1,38 @@
+/**
+ * The curation config (SPEC §3), top level. Each stage's params schema lives with its stage in `stages/`;
+ * the loader (pipeline/config.ts) validates `stages` item by item against the registry.
+ */
+import { z } from 'zod';
+import { INPUT_FORMATS } from './log-record.js';
+
+export const inputSchema = z.union(
+  [z.string().min(1), z.strictObject({ path: z.string().min(1), format: z.enum(INPUT_FORMATS).optional() })],
+  { error: 'expected a path/glob string or { path, format }' },
+);
+
+export const configSchema = z.strictObject({
+  name: z
+    .string({ error: 'expected a string' })
+    .regex(/^[a-z0-9._-]+$/, { error: 'expected [a-z0-9._-]+ (lowercase letters, digits, dot, underscore, dash)' }),
+  store: z.string().min(1).optional(),
+  seed: z.number({ error: 'expected an integer' }).int({ error: 'expected an integer' }).min(0).max(2 ** 32 - 1).default(0),
+  inputs: z.array(inputSchema, { error: 'expected a list of paths or { path, format }' }).default([]),
+  stages: z.array(z.unknown(), { error: 'expected a list of { <stage>: <params> }' }).min(1, { error: 'expected at least one stage' }),
+});
+
+export type ConfigFile = z.infer<typeof configSchema>;
+
+/** Reusable param pieces. */
+export const feedbackAggregateSchema = z.enum(['latest', 'mean', 'min', 'max']);
+
+/** A regular expression given as a string; it must compile. */
+export const regexSchema = z.string().superRefine((src, ctx) => {
+  try {
+    new RegExp(src, 'iu');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+  }
+});
+
+/** `tags.<key>` or a plain key. */
+export const tagKeySchema = z.string().min(1);

@@ -1,0 +1,95 @@
+/** filter — keeps conversations that pass every condition given (SPEC §3). */
+import { z } from 'zod';
+import { feedbackAggregateSchema, regexSchema } from '../schemas/config.js';
+import { defineStage, type Message } from '../pipeline/stage.js';
+import { parseTimestamp } from '../pipeline/records.js';
+import { globToRegExp, contentText } from '../pipeline/messages.js';
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+const timestamp = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const t = parseTimestamp(v, 'value');
+  if (t === null || typeof t === 'string') {
+    ctx.addIssue({ code: 'custom', message: `expected ISO 8601 or epoch seconds/milliseconds, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return t.ms;
+});
+
+export const filterParams = z
+  .strictObject({
+    feedback: z
+      .strictObject({
+        name: z.string().min(1).default('score'),
+        min: z.number().optional(),
+        max: z.number().optional(),
+        aggregate: feedbackAggregateSchema.default('latest'),
+      })
+      .refine((f) => f.min === undefined || f.max === undefined || f.min <= f.max, { error: 'min must not exceed max', path: ['min'] })
+      .optional(),
+    require_feedback: z.boolean().optional(),
+    since: timestamp.optional(),
+    until: timestamp.optional(),
+    models: z.array(z.string().min(1)).min(1).optional(),
+    tags: z.record(z.string(), z.union([scalar, z.array(scalar).min(1)])).optional(),
+    exclude_errors: z.boolean().default(true),
+    min_turns: z.number().int().min(0).optional(),
+    max_turns: z.number().int().min(0).optional(),
+    exclude_content: z.array(regexSchema).optional(),
+    require_assistant_last: z.boolean().default(true),
+  })
+  .refine((p) => p.since === undefined || p.until === undefined || p.since <= p.until, { error: 'since must not be after until', path: ['since'] })
+  .refine((p) => p.min_turns === undefined || p.max_turns === undefined || p.min_turns <= p.max_turns, {
+    error: 'min_turns must not exceed max_turns',
+    path: ['min_turns'],
+  });
+
+export default defineStage({
+  name: 'filter',
+  params: filterParams,
+  run(ctx, p) {
+    const fb = p.feedback ? ctx.feedback(p.feedback.name, p.feedback.aggregate) : null;
+    if (p.feedback) ctx.facts.feedbackName = p.feedback.name;
+    const requireFeedback = p.require_feedback ?? p.feedback !== undefined;
+    const models = p.models?.map(globToRegExp);
+    const tagRules = Object.entries(p.tags ?? {}).map(([k, v]) => [k, (Array.isArray(v) ? v : [v]).map(String)] as const);
+    const excludes = p.exclude_content?.map((src) => new RegExp(src, 'iu'));
+    const feedbackName = p.feedback?.name ?? 'score';
+
+    for (const c of ctx.scan('filter')) {
+      const reason = decide(c);
+      if (reason) ctx.drop(c.i, reason);
+    }
+
+    function decide(c: { i: number; status: string; createdAtMs: number | null; model: string | null; tags: Readonly<Record<string, unknown>> | null; messages: readonly Message[] }): string | null {
+      if (p.exclude_errors && c.status === 'error') return 'error_status';
+      if (fb) {
+        const v = fb[c.i]!;
+        if (Number.isNaN(v)) {
+          if (requireFeedback) return 'no_feedback';
+        } else {
+          if (p.feedback!.min !== undefined && v < p.feedback!.min) return 'feedback_below_min';
+          if (p.feedback!.max !== undefined && v > p.feedback!.max) return 'feedback_above_max';
+        }
+      } else if (requireFeedback) {
+        // require_feedback without a feedback condition: any event under the default name counts.
+        if (Number.isNaN(ctx.feedback(feedbackName, 'latest')[c.i]!)) return 'no_feedback';
+      }
+      if (p.since !== undefined || p.until !== undefined) {
+        if (c.createdAtMs === null) return 'no_created_at';
+        if (p.since !== undefined && c.createdAtMs < p.since) return 'before_since';
+        if (p.until !== undefined && c.createdAtMs > p.until) return 'after_until';
+      }
+      if (models && !(c.model !== null && models.some((re) => re.test(c.model!)))) return 'model_not_selected';
+      for (const [key, allowed] of tagRules) {
+        const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, key) ? c.tags[key] : undefined;
+        if (v === undefined || v === null || !allowed.includes(String(v))) return `tag_mismatch:${key}`;
+      }
+      const turns = c.messages.reduce((n, m) => n + (m.role === 'assistant' ? 1 : 0), 0);
+      if (p.min_turns !== undefined && turns < p.min_turns) return 'too_few_turns';
+      if (p.max_turns !== undefined && turns > p.max_turns) return 'too_many_turns';
+      if (p.require_assistant_last && c.messages[c.messages.length - 1]?.role !== 'assistant') return 'assistant_not_last';
+      if (excludes && c.messages.some((m) => excludes.some((re) => re.test(contentText(m.content))))) return 'excluded_content';
+      return null;
+    }
+  },
+});

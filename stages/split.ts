@@ -1,0 +1,170 @@
+/**
+ * split — train/test by group (SPEC §3).
+ *
+ * Every conversation belongs to a component: conversations sharing a group key, or sharing an identical
+ * normalised prompt, are linked (union-find), so a group never straddles the split and neither does a prompt.
+ * `stable` assigns a component by a seeded hash of its members' keys, so a conversation keeps its split on
+ * later nights; `exact` ranks components by that hash and fills the test set to the exact count, per stratum.
+ */
+import * as aq from 'arquero';
+import { z } from 'zod';
+import { defineStage } from '../pipeline/stage.js';
+import { keyText, finalAssistantText } from '../pipeline/messages.js';
+import { hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
+import { createRefusalDetector } from '../pipeline/refusal.js';
+import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
+
+const groupBy = z
+  .string()
+  .regex(/^(conversation|user_id|session_id|tags\..+)$/, { error: 'expected conversation, user_id, session_id or tags.<key>' })
+  .default('conversation');
+
+export const splitParams = z
+  .strictObject({
+    test_fraction: z.number().min(0, { error: 'expected a number from 0 to 0.5' }).max(0.5, { error: 'expected a number from 0 to 0.5' }).optional(),
+    test_size: z.number().int({ error: 'expected a whole count' }).min(0, { error: 'expected a count ≥ 0' }).optional(),
+    group_by: groupBy,
+    stratify_by: z.string().regex(/^(refusal|tags\..+)$/, { error: 'expected refusal or tags.<key>' }).optional(),
+    method: z.enum(['stable', 'exact']).default('stable'),
+  })
+  .refine((p) => !(p.test_fraction !== undefined && p.test_size !== undefined), { error: 'give test_fraction or test_size, not both', path: ['test_size'] });
+
+class UnionFind {
+  private readonly parent: Int32Array;
+  constructor(n: number) {
+    this.parent = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.parent[i] = i;
+  }
+  find(x: number): number {
+    let r = x;
+    while (this.parent[r] !== r) r = this.parent[r]!;
+    while (this.parent[x] !== r) {
+      const next = this.parent[x]!;
+      this.parent[x] = r;
+      x = next;
+    }
+    return r;
+  }
+  union(a: number, b: number): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    // The smaller index wins: the representative does not depend on the order unions happen in.
+    if (ra < rb) this.parent[rb] = ra;
+    else if (rb < ra) this.parent[ra] = rb;
+  }
+}
+
+export default defineStage({
+  name: 'split',
+  params: splitParams,
+  run(ctx, p) {
+    const { ws } = ctx;
+    const alive = Array.from(ws.aliveIndices());
+    const n = alive.length;
+    const pos = new Map<number, number>(alive.map((wsIndex, k) => [wsIndex, k]));
+    const uf = new UnionFind(n);
+    const firstByGroup = new Map<string, number>();
+    const firstByPrompt = new Map<string, number>();
+    /** The key hashed for the stable decision: the group key, or for per-conversation grouping the prompt. */
+    const unit = new Float64Array(n);
+    const stratum: string[] = new Array<string>(n);
+    const isRefusal = p.stratify_by === 'refusal' ? createRefusalDetector() : null;
+    const stratTag = p.stratify_by?.startsWith('tags.') ? p.stratify_by.slice(5) : null;
+    const groupTag = p.group_by.startsWith('tags.') ? p.group_by.slice(5) : null;
+
+    for (const c of ctx.scan('split')) {
+      const k = pos.get(c.i)!;
+      const promptHash = hashText(normalizeText(keyText(c.messages, 'prompt')));
+      let group: string | null;
+      if (p.group_by === 'conversation') group = null;
+      else if (p.group_by === 'user_id') group = c.userId;
+      else if (p.group_by === 'session_id') group = c.sessionId;
+      else {
+        const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, groupTag!) ? c.tags[groupTag!] : undefined;
+        group = v === undefined || v === null ? null : String(v);
+      }
+      // Conversations without a group value form groups of their own; their prompt still links them.
+      const stableKey = group === null ? `p:${promptHash}` : `g:${group}`;
+      unit[k] = seededUnit(ctx.seed, stableKey);
+      if (group !== null) {
+        const first = firstByGroup.get(group);
+        if (first === undefined) firstByGroup.set(group, k);
+        else uf.union(first, k);
+      }
+      const firstP = firstByPrompt.get(promptHash);
+      if (firstP === undefined) firstByPrompt.set(promptHash, k);
+      else uf.union(firstP, k);
+      if (isRefusal) stratum[k] = isRefusal(finalAssistantText(c.messages)) ? 'refusal' : 'other';
+      else if (stratTag) {
+        const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, stratTag) ? c.tags[stratTag] : undefined;
+        stratum[k] = v === undefined || v === null ? '(none)' : String(v);
+      } else stratum[k] = 'all';
+    }
+
+    // A component's value is the smallest of its members' values: adding members rarely changes it.
+    const compUnit = new Map<number, number>();
+    const compSize = new Map<number, number>();
+    for (let k = 0; k < n; k++) {
+      const r = uf.find(k);
+      compUnit.set(r, Math.min(compUnit.get(r) ?? 1, unit[k]!));
+      compSize.set(r, (compSize.get(r) ?? 0) + 1);
+    }
+
+    const testComp = new Set<number>();
+    if (p.method === 'stable') {
+      const fraction = p.test_size !== undefined ? (n === 0 ? 0 : Math.min(1, p.test_size / n)) : (p.test_fraction ?? 0.1);
+      for (const [r, u] of compUnit) if (u < fraction) testComp.add(r);
+    } else {
+      // Exact: within each stratum (a component's stratum is its root's), fill the test set in hash order.
+      const byStratum = new Map<string, { r: number; u: number; size: number }[]>();
+      for (const [r, u] of compUnit) {
+        const s = stratum[r]!;
+        let list = byStratum.get(s);
+        if (!list) byStratum.set(s, (list = []));
+        list.push({ r, u, size: compSize.get(r)! });
+      }
+      const strata = [...byStratum.keys()].sort();
+      const totalTarget = p.test_size !== undefined ? Math.min(p.test_size, n) : Math.round((p.test_fraction ?? 0.1) * n);
+      // Largest-remainder apportionment of the total over strata, so the sum is exact.
+      const sizes = strata.map((s) => byStratum.get(s)!.reduce((a, c) => a + c.size, 0));
+      const quotas = sizes.map((sz) => (n === 0 ? 0 : (totalTarget * sz) / n));
+      const targets = quotas.map(Math.floor);
+      let left = totalTarget - targets.reduce((a, b) => a + b, 0);
+      const order = quotas.map((q, idx) => ({ idx, frac: q - Math.floor(q) })).sort((a, b) => b.frac - a.frac || a.idx - b.idx);
+      for (const o of order) {
+        if (left <= 0) break;
+        targets[o.idx]!++;
+        left--;
+      }
+      strata.forEach((s, si) => {
+        let need = targets[si]!;
+        const list = byStratum.get(s)!.sort((a, b) => a.u - b.u || a.r - b.r);
+        // Greedy in hash order; a component that would overshoot is skipped for a smaller one later.
+        for (const c of list) {
+          if (need <= 0) break;
+          if (c.size <= need) {
+            testComp.add(c.r);
+            need -= c.size;
+          }
+        }
+      });
+    }
+
+    let nTest = 0;
+    for (let k = 0; k < n; k++) {
+      const isTest = testComp.has(uf.find(k));
+      ws.split[alive[k]!] = isTest ? SPLIT_TEST : SPLIT_TRAIN;
+      if (isTest) nTest++;
+    }
+
+    const table = aq
+      .table({ stratum: Array.from(stratum), test: Array.from({ length: n }, (_, k) => (ws.split[alive[k]!] === SPLIT_TEST ? 1 : 0)) })
+      .groupby('stratum')
+      .rollup({ n: aq.op.count(), test: aq.op.sum('test') })
+      .orderby('stratum');
+    ctx.stats.train = n - nTest;
+    ctx.stats.test = nTest;
+    ctx.stats.components = compUnit.size;
+    ctx.stats.strata = table.objects();
+  },
+});

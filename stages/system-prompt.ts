@@ -1,0 +1,63 @@
+/** system_prompt — inject, replace or remove the system message (SPEC §3). A lazy transform: nothing is copied. */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { defineStage, type Message } from '../pipeline/stage.js';
+import { UsageError } from '../pipeline/errors.js';
+
+export const systemPromptParams = z
+  .strictObject({
+    text: z.string().min(1, { error: 'expected a non-empty string' }).optional(),
+    file: z.string().min(1).optional(),
+    mode: z.enum(['replace', 'prepend', 'if_missing', 'remove']).default('replace'),
+  })
+  .superRefine((p, ctx) => {
+    if (p.text !== undefined && p.file !== undefined) ctx.addIssue({ code: 'custom', path: ['file'], message: 'give text or file, not both' });
+    if (p.mode === 'remove' && (p.text !== undefined || p.file !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: [p.text !== undefined ? 'text' : 'file'], message: 'mode remove takes no text or file' });
+    }
+    if (p.mode !== 'remove' && p.text === undefined && p.file === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['text'], message: `mode ${p.mode} needs text or file` });
+    }
+  });
+
+type Params = z.output<typeof systemPromptParams>;
+
+/** The pure rewrite, exported for tests and reuse. */
+export function applySystemPrompt(messages: readonly Message[], mode: Params['mode'], text: string | undefined): readonly Message[] {
+  const system: Message = { role: 'system', content: text ?? '' };
+  const hasSystem = messages.some((m) => m.role === 'system');
+  switch (mode) {
+    case 'replace':
+      return [system, ...messages.filter((m) => m.role !== 'system')];
+    case 'prepend':
+      return [system, ...messages];
+    case 'if_missing':
+      return hasSystem ? messages : [system, ...messages];
+    case 'remove':
+      return hasSystem ? messages.filter((m) => m.role !== 'system') : messages;
+  }
+}
+
+export default defineStage({
+  name: 'system_prompt',
+  params: systemPromptParams,
+  prepare(p, env) {
+    if (p.file === undefined) return p;
+    const abs = resolve(env.configDir, p.file);
+    let text: string;
+    try {
+      text = readFileSync(abs, 'utf8');
+    } catch (err) {
+      throw new UsageError(`${env.path}.file: cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    // A trailing newline in a prompt file is an editor artefact, not part of the prompt.
+    text = text.replace(/\r?\n$/, '');
+    if (text.trim() === '') throw new UsageError(`${env.path}.file: ${abs} is empty; expected the system prompt text`);
+    return { ...p, text, file: abs };
+  },
+  run(ctx, p) {
+    ctx.addTransform((messages) => applySystemPrompt(messages, p.mode, p.text));
+    ctx.stats.mode = p.mode;
+  },
+});
