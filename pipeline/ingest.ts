@@ -209,6 +209,7 @@ async function* readJsonlUnits(path: string): AsyncGenerator<Unit> {
 
 async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>): AsyncGenerator<Unit> {
   let names: (string | null)[] | null = null;
+  let header: string[] | null = null;
   let lastLine = 0;
   const skipped: Unit[] = [];
   const parser = openDecompressed(path).pipe(
@@ -231,6 +232,7 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
     lastLine = rec.info.lines;
     if (names === null) {
       names = csvFieldNames(rec.record, map);
+      header = rec.record;
       if (!names.includes('user') || !names.includes('assistant')) {
         throw new UsageError(
           `${path}:1: CSV header must have a question|prompt|user column and an answer|completion|assistant column (or --map), got ${rec.record.join(',')}`,
@@ -245,7 +247,9 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
     }
     const fields: Record<string, string> = Object.create(null) as Record<string, string>;
     names.forEach((n, i) => {
-      if (n !== null && rec.record[i] !== undefined) fields[n] = rec.record[i]!;
+      // Columns we do not map are kept under their own header name (they become metadata): nothing is lost.
+      const key = n ?? `column:${header![i]!.trim()}`;
+      if (rec.record[i] !== undefined) fields[key] = rec.record[i]!;
     });
     yield { lineNo: startLine, raw, csv: fields };
   }

@@ -362,9 +362,10 @@ export function parseCsvRow(fields: Readonly<Record<string, string>>): ParsedRec
     else if ((THUMBS_WORDS as readonly string[]).includes(score.toLowerCase())) obj.feedback = score.toLowerCase();
     else return { kind: 'invalid', reason: `score: expected a number, true/false or a thumbs word, got ${JSON.stringify(score.slice(0, 40))}` };
   }
-  const extra: Obj = {};
+  const extra: Obj = Object.create(null) as Obj;
   for (const [k, v] of Object.entries(fields)) {
-    if (!['user', 'assistant', 'system', 'id', 'model', 'created_at', 'score'].includes(k)) extra[k] = v;
+    if (['user', 'assistant', 'system', 'id', 'model', 'created_at', 'score'].includes(k)) continue;
+    Object.defineProperty(extra, k.startsWith('column:') ? k.slice(7) : k, { value: v, enumerable: true, writable: true, configurable: true });
   }
   if (Object.keys(extra).length > 0) obj.metadata = extra;
   const parsed = parseChat(obj);

@@ -247,7 +247,7 @@ export interface Store {
 
 /** Which store to use: `--db` > the config's `store` > env LOGCURATE_DB > ./curation.db (SPEC §1). */
 export function resolveStorePath(flag?: string, fromConfig?: string): string {
-  return resolve(flag ?? fromConfig ?? process.env.LOGCURATE_DB ?? 'curation.db');
+  return resolve(flag ?? fromConfig ?? (process.env.LOGCURATE_DB || 'curation.db'));
 }
 
 export function openStore(path: string): Store {

@@ -1,0 +1,329 @@
+import { describe, expect, it } from 'vitest';
+import { writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import Database from 'better-sqlite3';
+import { ingest } from '../pipeline/ingest.js';
+import { openStore } from '../pipeline/store.js';
+import { tempDir, jsonl, cli } from './support/tmp.js';
+
+const dir = tempDir();
+let n = 0;
+const fresh = () => openStore(join(dir, `s${++n}.db`));
+const file = (name: string, text: string | Buffer) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+const chat = (id: string | number | undefined, user: string, assistant: string, extra: Record<string, unknown> = {}) => ({
+  ...(id === undefined ? {} : { id }),
+  messages: [
+    { role: 'user', content: user },
+    { role: 'assistant', content: assistant },
+  ],
+  ...extra,
+});
+
+describe('ingest: shapes', () => {
+  it('ingests chat, request/response, prompt/completion, feedback and CSV, each to the right messages', async () => {
+    const store = fresh();
+    const p1 = file(
+      'shapes.jsonl',
+      jsonl([
+        chat('c1', 'hi', 'hello', { tools: [{ type: 'function', function: { name: 'f' } }], tags: { product: 'web' } }),
+        {
+          id: 'r1',
+          request: { model: 'gpt-4o', messages: [{ role: 'user', content: 'q' }], temperature: 0.2 },
+          response: { model: 'gpt-4o-2024-08-06', choices: [{ message: { role: 'assistant', content: 'a' } }], usage: { total_tokens: 9 } },
+        },
+        { id: 'r2', request: { messages: [{ role: 'user', content: 'q2' }] }, response: null, status_code: 500, error: { message: 'boom' } },
+        { id: 'p1', prompt: 'P', completion: 'C', created_at: 1700000000 },
+        { log_id: 'c1', value: 5, created_at: '2024-01-02T00:00:00Z' },
+      ]),
+    );
+    const p2 = file('shapes.csv', 'ID,Question,Answer,Score,Model,Extra\nx1,"hello, world","multi\nline answer",4,gpt-4o,zz\n');
+    const s = await ingest(store, [p1, p2]);
+    expect(s.totals).toEqual({ lines: 6, inserted: 6, already_present: 0, blank: 0, quarantined: 0 });
+    const db = store.sqlite;
+    const row = (id: string) => db.prepare('SELECT * FROM conversations WHERE id = ?').get(id) as Record<string, unknown>;
+    expect(JSON.parse(row('c1').messages as string)).toHaveLength(2);
+    expect(JSON.parse(row('c1').tools as string)[0].function.name).toBe('f');
+    expect(row('r1').format).toBe('request_response');
+    expect(JSON.parse(row('r1').messages as string).map((m: { content: string }) => m.content)).toEqual(['q', 'a']);
+    expect(row('r1').model).toBe('gpt-4o-2024-08-06');
+    expect(JSON.parse(row('r1').extra as string).request.temperature).toBe(0.2);
+    expect(row('r2').status).toBe('error');
+    expect(JSON.parse(row('p1').messages as string)).toEqual([
+      { role: 'user', content: 'P' },
+      { role: 'assistant', content: 'C' },
+    ]);
+    expect(row('p1').created_at_ms).toBe(1700000000000);
+    const x1 = row('x1');
+    expect(x1.format).toBe('csv');
+    expect(JSON.parse(x1.messages as string)[1].content).toBe('multi\nline answer');
+    expect(JSON.parse(x1.metadata as string)).toEqual({ Extra: 'zz' });
+    const fb = db.prepare('SELECT log_id, name, value FROM feedback ORDER BY log_id').all();
+    expect(fb).toEqual([
+      { log_id: 'c1', name: 'score', value: 5 },
+      { log_id: 'x1', name: 'score', value: 4 },
+    ]);
+    await store.close();
+  });
+
+  it('maps embedded feedback forms to events (number, thumbs words and booleans, objects, arrays)', async () => {
+    const store = fresh();
+    const p = file(
+      'fb.jsonl',
+      jsonl([
+        chat('a', 'u', 'x', { feedback: 3 }),
+        chat('b', 'u', 'y', { feedback: 'thumbs_down' }),
+        chat('c', 'u', 'z', { feedback: true }),
+        chat('d', 'u', 'w', { feedback: { score: 4, helpful: 'up' } }),
+        chat('e', 'u', 'v', { feedback: [{ value: 2, created_at: 1700000000 }, { name: 'thumbs', value: 'positive' }] }),
+      ]),
+    );
+    await ingest(store, [p]);
+    const rows = store.sqlite.prepare('SELECT log_id, name, value FROM feedback ORDER BY log_id, name').all();
+    expect(rows).toEqual([
+      { log_id: 'a', name: 'score', value: 3 },
+      { log_id: 'b', name: 'thumbs', value: 0 },
+      { log_id: 'c', name: 'thumbs', value: 1 },
+      { log_id: 'd', name: 'helpful', value: 1 },
+      { log_id: 'd', name: 'score', value: 4 },
+      { log_id: 'e', name: 'score', value: 2 },
+      { log_id: 'e', name: 'thumbs', value: 1 },
+    ]);
+    await store.close();
+  });
+
+  it('reads gzip and globs, and --format forces a shape', async () => {
+    const store = fresh();
+    file('g1.jsonl.gz', gzipSync(jsonl([chat('g1', 'a', 'b')])));
+    file('g2.jsonl.gz', gzipSync(jsonl([chat('g2', 'a', 'c')])));
+    const s = await ingest(store, [join(dir, 'g*.jsonl.gz')]);
+    expect(s.files.map((f) => f.inserted)).toEqual([1, 1]);
+    const forced = file('forced.jsonl', jsonl([{ log_id: 'g1', value: 1, messages: 'not a chat' }]));
+    const s2 = await ingest(store, [{ path: forced, format: 'feedback' }]);
+    expect(s2.totals.inserted).toBe(1);
+    await store.close();
+  });
+});
+
+describe('ingest: nothing is lost', () => {
+  it('accounts for every line and quarantines bad ones whole with a reason naming the field', async () => {
+    const store = fresh();
+    const bad = Buffer.concat([
+      Buffer.from(
+        '\uFEFF' +
+          jsonl([chat('ok1', 'hi', 'there')]).replace('\n', '\r\n') +
+          '\n' + // blank
+          '   \n' + // blank (whitespace)
+          JSON.stringify({ id: 'b1', messages: [{ role: 'user', content: 'x' }, { role: 'bot', content: 'y' }] }) +
+          '\n' +
+          '{"id": "b2", "messages": [\n' + // invalid JSON
+          '[1, 2, 3]\n' +
+          JSON.stringify({ id: 'b3', created_at: 'last tuesday', messages: [{ role: 'user', content: 'x' }] }) +
+          '\n' +
+          JSON.stringify({ id: 'b4', messages: [{ role: 'assistant', content: null }] }) +
+          '\n' +
+          JSON.stringify({ foo: 1 }) +
+          '\n',
+      ),
+      Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d, 0x0a]), // invalid UTF-8
+    ]);
+    const p = file('bad.jsonl', bad);
+    const s = await ingest(store, [p]);
+    const f = s.files[0]!;
+    expect(f).toMatchObject({ lines: 10, inserted: 1, already_present: 0, blank: 2, quarantined: 7 });
+    expect(f.lines).toBe(f.inserted + f.already_present + f.blank + f.quarantined);
+    const q = store.sqlite.prepare('SELECT line, reason, raw FROM quarantine ORDER BY line').all() as { line: number; reason: string; raw: Buffer }[];
+    expect(q.map((r) => r.line)).toEqual([4, 5, 6, 7, 8, 9, 10]);
+    expect(q[0]!.reason).toBe('messages[1].role: expected one of system|user|assistant|tool|function, got "bot"');
+    expect(q[1]!.reason).toMatch(/^invalid JSON/);
+    expect(q[2]!.reason).toBe('expected a JSON object, got an array');
+    expect(q[3]!.reason).toMatch(/^created_at: expected ISO 8601/);
+    expect(q[4]!.reason).toMatch(/^messages\[0\]\.content: expected a string/);
+    expect(q[5]!.reason).toMatch(/^unrecognised record/);
+    expect(q[6]!.reason).toMatch(/^invalid UTF-8/);
+    // Kept whole: the raw bytes, invalid UTF-8 included.
+    expect(Buffer.compare(q[6]!.raw, Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]))).toBe(0);
+    // The BOM and CRLF did not leak into the stored text.
+    const stored = store.sqlite.prepare("SELECT messages FROM conversations WHERE id = 'ok1'").pluck().get() as string;
+    expect(JSON.parse(stored)[1].content).toBe('there');
+    await store.close();
+  });
+
+  it('re-ingest adds nothing; a grown file adds only its new lines; overlapping files add nothing', async () => {
+    const store = fresh();
+    const p = file('grow.jsonl', jsonl([chat(undefined, 'a', 'b', { feedback: 5 }), chat('k', 'c', 'd')]));
+    const first = await ingest(store, [p]);
+    expect(first.totals.inserted).toBe(2);
+    const again = await ingest(store, [p]);
+    expect(again.files[0]!.skipped).toBe(true);
+    expect(again.totals).toMatchObject({ lines: 2, inserted: 0, already_present: 2 });
+    appendFileSync(p, jsonl([chat('k2', 'e', 'f')]));
+    const grown = await ingest(store, [p]);
+    expect(grown.files[0]).toMatchObject({ skipped: false, lines: 3, inserted: 1, already_present: 2 });
+    const overlap = file('overlap.jsonl', readFileSync(p, 'utf8'));
+    const o = await ingest(store, [overlap]);
+    expect(o.totals).toMatchObject({ inserted: 0, already_present: 3 });
+    expect(store.sqlite.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(3);
+    expect(store.sqlite.prepare('SELECT count(*) FROM feedback').pluck().get()).toBe(1);
+    await store.close();
+  });
+
+  it('derives ids from canonical content (key order does not matter) and quarantines id conflicts', async () => {
+    const store = fresh();
+    const p = file(
+      'ids.jsonl',
+      '{"messages":[{"role":"user","content":"same"},{"role":"assistant","content":"x"}]}\n' +
+        '{"messages":[{"content":"same","role":"user"},{"content":"x","role":"assistant"}]}\n' +
+        jsonl([chat(7, 'a', 'b'), chat('7', 'a', 'DIFFERENT')]),
+    );
+    const s = await ingest(store, [p]);
+    expect(s.files[0]).toMatchObject({ lines: 4, inserted: 2, already_present: 1, quarantined: 1 });
+    const q = store.sqlite.prepare('SELECT line, reason, detail FROM quarantine').get() as { line: number; reason: string; detail: string };
+    expect(q).toMatchObject({ line: 4, reason: 'id_conflict' });
+    expect(q.detail).toContain('ids.jsonl:3');
+    // The stored one stays.
+    const m = store.sqlite.prepare("SELECT messages FROM conversations WHERE id = '7'").pluck().get() as string;
+    expect(JSON.parse(m)[1].content).toBe('b');
+    await store.close();
+  });
+
+  it('keeps feedback that arrives before its conversation, in another file', async () => {
+    const store = fresh();
+    const fb = file('early-fb.jsonl', jsonl([{ log_id: 'late', value: 4 }]));
+    await ingest(store, [fb]);
+    const conv = file('late.jsonl', jsonl([chat('late', 'q', 'a')]));
+    await ingest(store, [conv]);
+    const joined = store.sqlite
+      .prepare('SELECT f.value FROM feedback f JOIN conversations c ON c.id = f.log_id WHERE c.id = ?')
+      .pluck()
+      .get('late');
+    expect(joined).toBe(4);
+    await store.close();
+  });
+
+  it('stores hostile text exactly: special tokens, __proto__ keys, odd Unicode, 200 KB messages', async () => {
+    const store = fresh();
+    const big = 'x'.repeat(200_000);
+    const weird = '\u0000\u202e\uFEFF \uD83D\uDE00 \u0301e \u2028';
+    const line = `{"id":"h1","tags":{"__proto__":"p","ok":1},"metadata":{"__proto__":{"polluted":true}},"messages":[{"role":"user","content":${JSON.stringify(
+      `<|endoftext|><|im_start|>${weird}`,
+    )}},{"role":"assistant","content":${JSON.stringify(big)}}]}\n`;
+    const p = file('hostile.jsonl', line);
+    const s = await ingest(store, [p]);
+    expect(s.totals.inserted).toBe(1);
+    const row = store.sqlite.prepare("SELECT tags, metadata, messages FROM conversations WHERE id = 'h1'").get() as Record<string, string>;
+    expect(row.tags).toBe('{"__proto__":"p","ok":1}');
+    expect(row.metadata).toBe('{"__proto__":{"polluted":true}}');
+    const msgs = JSON.parse(row.messages);
+    expect(msgs[0].content).toBe(`<|endoftext|><|im_start|>${weird}`);
+    expect(msgs[1].content).toHaveLength(200_000);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await store.close();
+  });
+});
+
+describe('ingest: crash safety', () => {
+  it('an ingest interrupted mid-file resumes to exactly the state of one clean run', async () => {
+    const lines: unknown[] = [];
+    for (let i = 0; i < 500; i++) {
+      lines.push(i % 50 === 7 ? { id: `q${i}`, messages: [{ role: 'narrator', content: 'x' }] } : chat(`k${i}`, `question ${i}`, `answer ${i}`, { feedback: i % 5 }));
+    }
+    const p = file('crash.jsonl', jsonl(lines));
+    const clean = fresh();
+    await ingest(clean, [p], { batchSize: 37 });
+    const crashed = fresh();
+    await expect(
+      ingest(crashed, [p], {
+        batchSize: 37,
+        afterBatch: (_f, done) => {
+          if (done > 200) throw new Error('simulated crash');
+        },
+      }),
+    ).rejects.toThrow(/simulated crash/);
+    const resumed = await ingest(crashed, [p], { batchSize: 37 });
+    expect(resumed.files[0]!.resumed).toBe(true);
+    expect(resumed.files[0]).toMatchObject({ lines: 500, inserted: 490, quarantined: 10 });
+    for (const t of ['conversations', 'feedback', 'quarantine']) {
+      const q = `SELECT * FROM ${t} ORDER BY pk`;
+      expect(crashed.sqlite.prepare(q).all()).toEqual(clean.sqlite.prepare(q).all());
+    }
+    await clean.close();
+    await crashed.close();
+  });
+
+  it('kill -9 of the real CLI at several moments, then a finish, equals a clean ingest row for row', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('./support/tmp.js');
+    const lines: unknown[] = [];
+    for (let i = 0; i < 30_000; i++) lines.push(chat(`id${i}`, `question number ${i} `.repeat(5), `answer ${i}`, { feedback: { score: i % 5, thumbs: i % 2 === 0 } }));
+    const p = file('big.jsonl', jsonl(lines));
+    const cleanDb = join(dir, 'clean-kill.db');
+    expect(cli(['ingest', p, '--db', cleanDb, '--quiet']).code).toBe(0);
+    const db = join(dir, 'killed.db');
+    const delays = [150, 300, 450, 600];
+    let kills = 0;
+    for (const ms of delays) {
+      const child = spawn(process.execPath, [CLI, 'ingest', p, '--db', db, '--quiet'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, ms));
+      if (child.exitCode === null && child.kill('SIGKILL')) kills++;
+      await new Promise((r) => child.on('close', r));
+    }
+    expect(kills).toBeGreaterThan(0);
+    const finish = cli(['ingest', p, '--db', db, '--json', '--quiet']);
+    expect(finish.code).toBe(0);
+    const summary = JSON.parse(finish.stdout);
+    expect(summary.totals.lines).toBe(30_000);
+    const a = new Database(cleanDb, { readonly: true });
+    const b = new Database(db, { readonly: true });
+    for (const t of ['conversations', 'feedback', 'quarantine']) {
+      const q = `SELECT * FROM ${t} ORDER BY pk`;
+      expect(b.prepare(`SELECT count(*) FROM ${t}`).pluck().get()).toBe(a.prepare(`SELECT count(*) FROM ${t}`).pluck().get());
+      expect(b.prepare(q).all()).toEqual(a.prepare(q).all());
+    }
+    expect(b.pragma('integrity_check', { simple: true })).toBe('ok');
+    a.close();
+    b.close();
+  });
+});
+
+describe('ingest CLI', () => {
+  it('prints one JSON document with per-file accounting, and --strict exits 1 on quarantined lines', () => {
+    const p = file('cli.jsonl', jsonl([chat('z1', 'a', 'b'), { nope: true }]) + '\n');
+    const db = join(dir, 'cli.db');
+    const r = cli(['ingest', p, '--db', db, '--json']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.files[0]).toMatchObject({ path: p, lines: 3, inserted: 1, already_present: 0, blank: 1, quarantined: 1 });
+    expect(doc.totals).toMatchObject({ lines: 3, inserted: 1, already_present: 0, blank: 1, quarantined: 1 });
+    const strict = cli(['ingest', p, '--db', db, '--strict', '--json']);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toMatch(/--strict: 1 line\(s\) quarantined/);
+    expect(() => JSON.parse(strict.stdout)).not.toThrow();
+  });
+
+  it('exits 1 naming a missing file, 2 on usage errors, and uses LOGCURATE_DB', () => {
+    const missing = cli(['ingest', join(dir, 'nope.jsonl'), '--db', join(dir, 'm.db')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('nope.jsonl');
+    expect(cli(['ingest', '--bogus', 'x']).code).toBe(2);
+    expect(cli(['ingest', 'x', '--format', 'xml']).code).toBe(2);
+    const envDb = join(dir, 'env.db');
+    const p = file('env.jsonl', jsonl([chat('e1', 'a', 'b')]));
+    expect(cli(['ingest', p, '--quiet'], { env: { LOGCURATE_DB: envDb } }).code).toBe(0);
+    const stats = cli(['stats', '--json'], { env: { LOGCURATE_DB: envDb } });
+    expect(JSON.parse(stats.stdout)).toMatchObject({ conversations: 1, feedback_events: 0, quarantined: 0, runs: 0 });
+  });
+
+  it('writes progress lines to stderr when not a terminal, and nothing with --quiet', () => {
+    const p = file('prog.jsonl', jsonl([chat('p1', 'a', 'b')]));
+    const loud = cli(['ingest', p, '--db', join(dir, 'prog.db')]);
+    expect(loud.stderr).toMatch(/logcurate: ingest .*prog\.jsonl: done/);
+    const quiet = cli(['ingest', p, '--db', join(dir, 'prog2.db'), '--quiet']);
+    expect(quiet.stderr).toBe('');
+  });
+});
