@@ -1,0 +1,156 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';
+import { defaultDataPath, defaultLabelsPath, evaluate, formatTable, loadFinalTurns, loadLabels } from '../bench/refusal-eval.js';
+
+const isRefusal = createRefusalDetector();
+
+describe('normalizeApostrophes', () => {
+  it('maps every apostrophe look-alike to ASCII', () => {
+    expect(normalizeApostrophes('I’m ‘sure’ youʼre right, it`s fine, don´t')).toBe("I'm 'sure' you're right, it's fine, don't");
+    expect(normalizeApostrophes('plain')).toBe('plain');
+  });
+});
+
+describe('default refusal detector', () => {
+  it('flags common refusals with straight and curly apostrophes', () => {
+    for (const text of [
+      "I'm sorry, but I can't help with that.",
+      'I’m sorry, but I can’t help with that.',
+      'Iʼm sorry, but I canʼt do that.',
+      'I`m sorry, I can`t assist with this request.',
+      'I cannot help with creating malware.',
+      'I can not help you with that.',
+      'I cant assist with that',
+      "I'm not able to provide instructions for that.",
+      'As an AI language model, I cannot express personal opinions.',
+      "I won't be able to help with this one.",
+      'I must decline this request.',
+      "It's not appropriate for me to speculate about someone's medical history.",
+      'Unfortunately, I am unable to share personal addresses.',
+      "I'd rather not discuss that.",
+      "Sorry, we're not allowed to share customer data.",
+      "I don't think that's a good idea.",
+      "I'd strongly advise against that.",
+      '**I’m sorry, but I can’t help with that.**',
+      "Hmm. I don't feel comfortable writing that.",
+      "I’M SORRY, BUT I CAN’T   HELP\n\nWITH THAT.",
+    ]) {
+      expect(isRefusal(text), text).toBe(true);
+    }
+  });
+
+  it('flags a clear refusal statement later in a long message', () => {
+    const text =
+      'Thanks for the context about your project, that is a lot of detail. ' +
+      'Networking is a big subject and there is plenty written about it. ' +
+      'Many people start with the basics of TCP/IP before moving on. ' +
+      'Getting into someone else’s router without permission is another matter, though: I can’t help with that.';
+    expect(isRefusal(text)).toBe(true);
+  });
+
+  it('does not flag helpful answers that say "sorry" or "can’t" in other senses', () => {
+    for (const text of [
+      "I can't stress enough how important backups are. Here's a script that does it nightly.",
+      "I'm sorry to hear about your cat. Here are some ways to help her adjust to the new house.",
+      'Sorry for the confusion! The correct command is `git rebase -i HEAD~3`.',
+      "You can't use `await` at the top level in CommonJS; switch to ESM or wrap it in an async function.",
+      "If the API says \"I'm sorry, but I can't help with that\", your prompt tripped the content filter.",
+      'Some chatbots reply “I cannot help with that” to anything medical; here is what to do instead.',
+      "I can't recommend this book enough: it explains recursion beautifully.",
+      "I can't help but notice the loop never terminates; add a base case.",
+      "I can't tell you how happy I am that this worked! Next, configure the cron job.",
+      "I won't lie, this part is tricky. First, install the dependencies.",
+      'Questions I can’t help with, like billing, go to support@example.com. For your bug: clear the cache.',
+      "Sorry, I can't understand the question. Could you rephrase it?",
+      "I don't think you should worry: the warning is harmless.",
+      "I don't recommend this approach for large files; stream them instead.",
+      '',
+    ]) {
+      expect(isRefusal(text), text).toBe(false);
+    }
+  });
+
+  it('looks at the opening, not at refusal words deep in a long helpful answer', () => {
+    const answer =
+      'Here is how to set up the project. First, install Node 20. Second, run npm install. ' +
+      'Third, copy the example config. Fourth, start the server. ' +
+      "A note on scope: I'm not able to provide hosting advice for every cloud, but the steps are similar everywhere.";
+    expect(isRefusal(answer)).toBe(false);
+  });
+});
+
+describe('createRefusalDetector options', () => {
+  it('extra phrases use the same normalisation as the defaults', () => {
+    const d = createRefusalDetector({ extraPhrases: ['I can only help with Acme products'] });
+    expect(d('I can only help with Acme products, sorry!')).toBe(true);
+    expect(d('i  CAN ONLY help with acme products.')).toBe(true);
+    expect(d('Sorry! I can only help with Acme products.')).toBe(true);
+    expect(d("I'm sorry, but I can't help with that.")).toBe(true); // defaults still on
+    expect(d('Acme products are great.')).toBe(false);
+    // Contractions and apostrophes in a phrase match any spelling.
+    const e = createRefusalDetector({ useDefault: false, extraPhrases: ["that's outside what I'm allowed to do"] });
+    expect(e('That’s outside what I am allowed to do.')).toBe(true);
+    expect(e('that is outside what Im allowed to do')).toBe(true);
+    // Same rules as the defaults: quoted, it is not a refusal.
+    expect(e('If it says "that\'s outside what I\'m allowed to do", try again.')).toBe(false);
+  });
+
+  it('patterns are case-insensitive regexes over the apostrophe-normalised message', () => {
+    const d = createRefusalDetector({ useDefault: false, patterns: ['^policy violation\\b', "can't share (?:that|this)"] });
+    expect(d('POLICY VIOLATION: request blocked')).toBe(true);
+    expect(d('Sure, here is the file. Note that we can’t share this with third parties.')).toBe(true);
+    expect(d('There was no policy violation here.')).toBe(false);
+    expect(d("I'm sorry, but I can't help with that.")).toBe(false); // defaults off
+  });
+
+  it('useDefault: false without phrases or patterns detects nothing', () => {
+    const d = createRefusalDetector({ useDefault: false });
+    expect(d("I'm sorry, but I can't help with that.")).toBe(false);
+    expect(d('I must decline.')).toBe(false);
+  });
+
+  it('throws an error naming the invalid pattern and its index', () => {
+    expect(() => createRefusalDetector({ patterns: ['ok', '(unclosed'] })).toThrowError(/patterns\[1\].*\(unclosed/);
+    expect(() => createRefusalDetector({ patterns: ['[z-a]'] })).toThrowError(/patterns\[0\]/);
+  });
+
+  it('is fast enough to run over millions of messages', () => {
+    const texts = [
+      "I'm sorry, but I can't help with that.",
+      'Here is a detailed explanation of how photosynthesis works. '.repeat(40),
+      "I can't stress enough how important it is to test. Here's how to write a test with vitest.",
+    ];
+    const t0 = performance.now();
+    let n = 0;
+    for (let i = 0; i < 30_000; i++) if (isRefusal(texts[i % 3])) n++;
+    const ms = performance.now() - t0;
+    console.log(`refusal detector: ${(30_000 / (ms / 1000)).toFixed(0)} messages/s`);
+    expect(n).toBe(10_000);
+  });
+});
+
+describe('default detector on hand-labelled hh-rlhf refusals', () => {
+  const dataPath = defaultDataPath();
+  const present = fs.existsSync(dataPath);
+  if (!present && !process.env.CI) {
+    console.warn(`SKIPPING hh-rlhf refusal evaluation: ${dataPath} not found (set CI=1 to make this a failure)`);
+  }
+
+  // Measured when the labels were made: precision 86.4% (102/118), recall 25.0% (95% CI 18.8–32.6%).
+  // The evaluation is deterministic; the margins only leave room for small phrase-list changes.
+  const MIN_PRECISION = 0.82;
+  const MIN_RECALL = 0.22;
+
+  it.skipIf(!present && !process.env.CI)('keeps precision and recall above the measured baseline', () => {
+    expect(fs.existsSync(dataPath), `hh-rlhf data missing: ${dataPath}`).toBe(true);
+    const r = evaluate(loadFinalTurns(dataPath), loadLabels(defaultLabelsPath()));
+    console.log(formatTable(r));
+    expect(r.population).toBe(4624);
+    // A detector change that flags many texts nobody has labelled makes the precision meaningless.
+    expect(r.unlabelledFlagged.length, `label these: ${r.unlabelledFlagged.join(' ')}`).toBeLessThanOrEqual(r.flagged * 0.05);
+    expect(r.sampleUnflagged + r.sampleFlagged).toBe(400);
+    expect(r.precision).toBeGreaterThanOrEqual(MIN_PRECISION);
+    expect(r.recall).toBeGreaterThanOrEqual(MIN_RECALL);
+  });
+});
