@@ -1,0 +1,155 @@
+/**
+ * Text normalisation and stable hashing for the dedupe and split stages.
+ *
+ * SPEC §3 says texts are compared "after Unicode NFKC, case folding and whitespace collapsing"; this module is
+ * the one place that defines what that means, so exact dedupe, near dedupe and split grouping all agree.
+ * Everything here is pure and independent of locale, process and machine: the same input gives the same
+ * output on every run, which is what lets `split: method stable` keep an example in its split night after night.
+ */
+
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+// JS `\s` is Unicode White_Space plus U+FEFF. U+200B ZERO WIDTH SPACE is not White_Space, but it is how Thai,
+// Khmer and friends mark word breaks and it is often pasted in invisibly, so it separates words here too.
+const WHITESPACE_RUN = /[\s\u200b]+/g;
+// Invisible characters that join rather than separate (soft hyphen, word joiner): copies of one text differ
+// only by where an editor happened to put them, so they are dropped.
+const INVISIBLE_JOINERS = /[\u00ad\u2060]/g;
+const NEEDS_EXTRA_FOLD = /[ßς]/;
+
+/**
+ * Canonical form of a text for comparison: NFKC, case folded, whitespace runs collapsed to one space, trimmed.
+ *
+ * Case folding: JS has no full Unicode case fold, so this is `toLowerCase()` (locale-independent, so no
+ * Turkish dotless-i surprises) plus the full-folding cases where lower-casing is not enough: `ß` and `ẞ` fold
+ * to `ss` and final sigma `ς` folds to `σ`. NFKC, applied first, already folds the compatibility characters
+ * that full folding would otherwise need (ligatures such as `ﬁ`, long s `ſ`, Kelvin and Ohm signs, Greek
+ * symbol variants `ϐ ϑ ϕ ϖ ϰ ϱ ϵ`, fullwidth letters). What remains unfolded are exotic cases (e.g. the Greek
+ * iota subscript), which is an acceptable miss for dedupe. Lower-casing can leave a string that is no longer
+ * NFKC, so a changed string is normalised again; this keeps the function idempotent.
+ *
+ * Fast path: NFKC is the expensive step and is the identity on ASCII, so pure-ASCII strings (the bulk of most
+ * logs) skip it.
+ */
+export function normalizeText(s: string): string {
+  if (ASCII_ONLY.test(s)) return collapseWhitespace(s.toLowerCase());
+  const nfkc = s.normalize('NFKC');
+  let folded = nfkc.toLowerCase();
+  if (NEEDS_EXTRA_FOLD.test(folded)) folded = folded.replace(/ß/g, 'ss').replace(/ς/g, 'σ');
+  if (folded !== nfkc) folded = folded.normalize('NFKC');
+  return collapseWhitespace(folded.replace(INVISIBLE_JOINERS, ''));
+}
+
+function collapseWhitespace(s: string): string {
+  return s.replace(WHITESPACE_RUN, ' ').trim();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// FNV-1a 64 over the UTF-8 bytes of a string.
+//
+// Why FNV-1a 64: it is a published, fixed algorithm with test vectors, so a key computed here can be
+// recomputed by any other tool (Python, SQL extension) over the same UTF-8 bytes; 64 bits keep accidental
+// collisions negligible at our scale (about 3e-8 for a million distinct texts). It is not collision-resistant
+// against an adversary who crafts texts, which is acceptable for dedupe of our own logs.
+//
+// JS has no fast 64-bit integer multiply (BigInt allocates), so the state is two uint32 halves and the multiply
+// by the FNV prime 2^40 + 0x1b3 is split: lo * 0x1b3 fits exactly in a double (< 2^41), and the 2^40 term only
+// touches the high half (lo << 8).
+// ---------------------------------------------------------------------------------------------------------
+
+const FNV64_OFFSET_HI = 0xcbf29ce4;
+const FNV64_OFFSET_LO = 0x84222325;
+const TWO_POW_32 = 4294967296;
+
+// Module-level state avoids allocating a result object per hashed string on the hot path.
+let fnvHi = 0;
+let fnvLo = 0;
+
+function fnvByte(byte: number): void {
+  const lo = (fnvLo ^ byte) >>> 0;
+  const t = lo * 0x1b3;
+  const newLo = t >>> 0;
+  const carry = (t - newLo) / TWO_POW_32;
+  fnvHi = (Math.imul(fnvHi, 0x1b3) + carry + (lo << 8)) >>> 0;
+  fnvLo = newLo;
+}
+
+/** Feeds the UTF-8 encoding of `s` (lone surrogates as U+FFFD, as TextEncoder does) into the FNV state. */
+function fnvString(s: string): void {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      fnvByte(c);
+      continue;
+    }
+    if (c < 0x800) {
+      fnvByte(0xc0 | (c >> 6));
+      fnvByte(0x80 | (c & 0x3f));
+      continue;
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const next = i + 1 < n ? s.charCodeAt(i + 1) : 0;
+      if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+        i++;
+        fnvByte(0xf0 | (cp >> 18));
+        fnvByte(0x80 | ((cp >> 12) & 0x3f));
+        fnvByte(0x80 | ((cp >> 6) & 0x3f));
+        fnvByte(0x80 | (cp & 0x3f));
+        continue;
+      }
+      c = 0xfffd;
+    }
+    fnvByte(0xe0 | (c >> 12));
+    fnvByte(0x80 | ((c >> 6) & 0x3f));
+    fnvByte(0x80 | (c & 0x3f));
+  }
+}
+
+function hex8(x: number): string {
+  return x.toString(16).padStart(8, '0');
+}
+
+/**
+ * Stable 64-bit key of a string: FNV-1a 64 of its UTF-8 bytes as 16 lowercase hex characters.
+ * The exact-dedupe key and the grouping key for identical normalised prompts; callers pass already
+ * normalised text (`hashText(normalizeText(s))`), so this stays a plain, reproducible hash.
+ */
+export function hashText(s: string): string {
+  fnvHi = FNV64_OFFSET_HI;
+  fnvLo = FNV64_OFFSET_LO;
+  fnvString(s);
+  return hex8(fnvHi) + hex8(fnvLo);
+}
+
+/** murmur3's 32-bit finaliser: a bijection with full avalanche, used to spread FNV's weak low-order mixing. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * A deterministic, uniformly distributed number in [0, 1) from a seed and a key, with 53 bits of resolution.
+ *
+ * `split: method stable` compares this against the test fraction for each group key, so a group's split
+ * depends only on (seed, key): adding more logs later never moves an existing group. The seed is hashed as
+ * its decimal text ahead of the key, with a 0xff byte between them (a byte that never occurs in UTF-8), so
+ * (1, "23") and (12, "3") differ. FNV alone is poorly mixed in its high bits for short keys, hence the
+ * finalisers.
+ */
+export function seededUnit(seed: number, key: string): number {
+  if (!Number.isFinite(seed)) throw new RangeError(`seededUnit: seed must be a finite number, got ${seed}`);
+  fnvHi = FNV64_OFFSET_HI;
+  fnvLo = FNV64_OFFSET_LO;
+  fnvString(String(seed));
+  fnvByte(0xff);
+  fnvString(key);
+  const a = fmix32(fnvHi ^ fmix32(fnvLo));
+  const b = fmix32(fnvLo ^ fmix32(a ^ 0x9e3779b9));
+  // 27 high bits of a and 26 of b make an exact 53-bit integer; dividing by 2^53 stays below 1.
+  return ((a >>> 5) * 67108864 + (b >>> 6)) / 9007199254740992;
+}

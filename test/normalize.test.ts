@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
+
+/** Reference FNV-1a 64 with BigInt over TextEncoder's UTF-8, to check the split 32-bit arithmetic. */
+function fnv1a64Reference(s: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(s)) {
+    h ^= BigInt(byte);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+/** Small seeded PRNG so the randomised cases are the same on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('normalizeText', () => {
+  it('lower-cases ASCII and collapses whitespace runs to one space, trimmed', () => {
+    expect(normalizeText('  Hello\t\tWORLD \r\n how  ARE you\f')).toBe('hello world how are you');
+    expect(normalizeText('')).toBe('');
+    expect(normalizeText(' \n\t ')).toBe('');
+  });
+
+  it('treats Unicode whitespace and zero-width space as word separators', () => {
+    expect(normalizeText('a\u00a0b\u2003c\u3000d\u2028e\u200bf\u1680g\ufeffh')).toBe('a b c d e f g h');
+  });
+
+  it('applies NFKC: ligatures, fullwidth forms, compatibility signs and composed/decomposed accents agree', () => {
+    expect(normalizeText('\ufb01le')).toBe('file');
+    expect(normalizeText('ＡＢＣ　１２３')).toBe('abc 123');
+    expect(normalizeText('\u212a')).toBe('k'); // Kelvin sign
+    expect(normalizeText('A\u030angstr\u00f6m')).toBe(normalizeText('\u00c5ngstro\u0308m'));
+    expect(normalizeText('Caf\u00e9')).toBe(normalizeText('CAFE\u0301'));
+  });
+
+  it('case-folds beyond toLowerCase: sharp s and final sigma', () => {
+    expect(normalizeText('STRASSE')).toBe('strasse');
+    expect(normalizeText('Straße')).toBe('strasse');
+    expect(normalizeText('STRAẞE')).toBe('strasse');
+    expect(normalizeText('ΟΔΟΣ')).toBe(normalizeText('οδος'));
+    expect(normalizeText('ΟΔΟΣ')).toBe('οδοσ');
+  });
+
+  it('is locale-independent for the Turkish dotted capital I', () => {
+    expect(normalizeText('İstanbul')).toBe('i\u0307stanbul');
+  });
+
+  it('drops soft hyphens and word joiners, which only change where a line may break', () => {
+    expect(normalizeText('co\u00adoperate wi\u2060th')).toBe('cooperate with');
+  });
+
+  it('is idempotent', () => {
+    const samples = [
+      'Straße ΟΔΟΣ İstanbul \ufb03 ＡＢＣ',
+      '  mixed\u00a0\u00a0SPACE\u200b\u200btext ',
+      'ǅemal ǈ ǋ Ω Å ℌ ① ㍿',
+      'emoji 👍🏽 and lone \ud800 surrogate',
+    ];
+    for (const s of samples) {
+      const once = normalizeText(s);
+      expect(normalizeText(once)).toBe(once);
+    }
+  });
+
+  it('gives the same result on the ASCII fast path as on the full Unicode path', () => {
+    const rand = mulberry32(7);
+    const alphabet = 'abcXYZ09 \t\n\r\v\f.,!?-_\x1f';
+    for (let i = 0; i < 500; i++) {
+      let s = '';
+      const len = Math.floor(rand() * 30);
+      for (let j = 0; j < len; j++) s += alphabet[Math.floor(rand() * alphabet.length)];
+      // Appending 'É' forces the Unicode path; appending 'E' keeps the fast path. Both fold to one letter.
+      expect(normalizeText(s + 'É')).toBe(normalizeText(s + 'E').slice(0, -1) + 'é');
+    }
+  });
+});
+
+describe('hashText', () => {
+  it('is FNV-1a 64 over UTF-8: the published test vectors', () => {
+    expect(hashText('')).toBe('cbf29ce484222325');
+    expect(hashText('a')).toBe('af63dc4c8601ec8c');
+    expect(hashText('foobar')).toBe('85944171f73967e8');
+  });
+
+  it('matches a BigInt reference on multi-byte text, astral characters and lone surrogates', () => {
+    const samples = ['café', 'straße οδοσ', '日本語のテキスト', 'emoji 👍🏽 ok', 'lone \ud800 high', 'lone \udc00 low', '\u0800\uffff'];
+    for (const s of samples) expect(hashText(s)).toBe(fnv1a64Reference(s));
+    const rand = mulberry32(11);
+    for (let i = 0; i < 200; i++) {
+      let s = '';
+      for (let j = 0; j < 20; j++) s += String.fromCharCode(Math.floor(rand() * 0x10000));
+      expect(hashText(s)).toBe(fnv1a64Reference(s));
+    }
+  });
+
+  it('gives distinct keys to distinct texts across a large sample', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 100_000; i++) seen.add(hashText(`prompt number ${i}`));
+    expect(seen.size).toBe(100_000);
+  });
+});
+
+describe('seededUnit', () => {
+  it('is deterministic and lies in [0, 1)', () => {
+    for (let i = 0; i < 1000; i++) {
+      const u = seededUnit(42, `conv-${i}`);
+      expect(u).toBeGreaterThanOrEqual(0);
+      expect(u).toBeLessThan(1);
+      expect(seededUnit(42, `conv-${i}`)).toBe(u);
+    }
+  });
+
+  it('gives pinned values, so a split decided tonight is the same on any machine and in any later version', () => {
+    expect(seededUnit(0, 'a')).toBe(0.21075136526929328);
+    expect(seededUnit(42, 'conv-1')).toBe(0.1853997122743697);
+    expect(seededUnit(7, 'user:ü')).toBe(0.9977568579866638);
+  });
+
+  it('is uniform: chi-square over 100 buckets for sequential keys stays within the 99.9% bound', () => {
+    const buckets = new Array<number>(100).fill(0);
+    const n = 100_000;
+    for (let i = 0; i < n; i++) buckets[Math.floor(seededUnit(42, `conv-${i}`) * 100)]++;
+    const expected = n / 100;
+    const chi2 = buckets.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
+    // 99 degrees of freedom: the 99.9th percentile is 148.2.
+    expect(chi2).toBeLessThan(148.2);
+  });
+
+  it('decides a 10% test split independently for different seeds', () => {
+    const n = 100_000;
+    let a = 0;
+    let b = 0;
+    let both = 0;
+    for (let i = 0; i < n; i++) {
+      const inA = seededUnit(1, `user-${i}`) < 0.1;
+      const inB = seededUnit(2, `user-${i}`) < 0.1;
+      if (inA) a++;
+      if (inB) b++;
+      if (inA && inB) both++;
+    }
+    // Each ≈ 10% (sd 0.095%); overlap ≈ 1% (sd 0.031%) as for independent draws.
+    expect(Math.abs(a / n - 0.1)).toBeLessThan(0.004);
+    expect(Math.abs(b / n - 0.1)).toBeLessThan(0.004);
+    expect(Math.abs(both / n - 0.01)).toBeLessThan(0.0015);
+  });
+
+  it('separates the seed from the key and rejects non-finite seeds', () => {
+    expect(seededUnit(1, '23')).not.toBe(seededUnit(12, '3'));
+    expect(seededUnit(0, '')).not.toBe(seededUnit(1, ''));
+    expect(() => seededUnit(Number.NaN, 'x')).toThrow(RangeError);
+  });
+});
