@@ -1,16 +1,9 @@
 /** Small, shared views of a conversation's messages. */
 import type { Message } from './stage.js';
 
-/** A message's text: a string as is, content parts' `text` joined, null/absent → "". */
-export function contentText(content: Message['content']): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    let s = '';
-    for (const part of content) if (typeof part?.text === 'string') s += part.text;
-    return s;
-  }
-  return '';
-}
+/** A message's text (content parts joined); the one definition lives with the token formula. */
+export { contentText } from './tokens.js';
+import { contentText } from './tokens.js';
 
 /** The final assistant message's text ('' when the conversation has none). */
 export function finalAssistantText(messages: readonly Message[]): string {

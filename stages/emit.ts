@@ -14,6 +14,7 @@ import { contentText, finalAssistantText } from '../pipeline/messages.js';
 import { SPLIT_TEST } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
 import { OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
+import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
 
 export const emitParams = z.strictObject({
@@ -32,15 +33,13 @@ export const emitParams = z.strictObject({
 
 export type EmitParams = z.output<typeof emitParams>;
 
-const MESSAGE_KEYS = ['role', 'content', 'name', 'weight', 'tool_calls', 'tool_call_id', 'function_call'] as const;
-
 /** A stored message → the keys OpenAI's format accepts. Content parts become their joined text. */
 export function toTrainingMessage(m: Message): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of MESSAGE_KEYS) {
     const v = m[k];
     if (v === undefined) continue;
-    if (k === 'content') out.content = v === null ? null : contentText(v as Message['content']);
+    if (k === 'content') out.content = v === null ? null : contentText(v as never);
     else if (k === 'tool_calls') {
       out.tool_calls = (v as NonNullable<Message['tool_calls']>).map((tc) => ({
         ...(tc.id !== undefined ? { id: tc.id } : {}),
