@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     if (r.id === undefined || (latest.get(String(r.id))?.v ?? 0) < 4) continue;
     kept++;
     tokens += countExampleTokens(messages as never, tok).total;
-    if (!sink.write(`${JSON.stringify({ messages })}\n`)) await new Promise((res) => sink.once('drain', res));
+    if (!sink.write(`${JSON.stringify({ messages })}\n`)) await new Promise<void>((res) => sink.once('drain', () => res()));
   }
   await new Promise<void>((res) => sink.end(() => res()));
   const ms = performance.now() - t0;
