@@ -14,9 +14,8 @@ import { openStore, resolveStorePath } from './store.js';
 import { formatStats, storeStats } from './stats.js';
 import { table } from './format.js';
 import { VERSION } from './version.js';
-import { runConfigFile, type RunResult } from './runner.js';
+import type { RunResult } from './runner.js';
 import { explain, formatExplanation } from './explain.js';
-import { formatValidateReport, validateFile } from './validate.js';
 
 interface Io {
   stdout: (s: string) => void;
@@ -124,6 +123,8 @@ export function buildProgram(io: Io = defaultIo): Command {
     .option('--quiet', 'no progress on stderr')
     .action(async (config: string, o: { db?: string; out?: string; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
       const progress = createProgress(progressMode(o.quiet === true));
+      // Loaded on demand: the run engine pulls in the report's chart libraries, which `ingest` never needs.
+      const { runConfigFile } = await import('./runner.js');
       const result = await runConfigFile(config, { db: o.db, out: o.out, dryRun: o.dryRun === true, progress });
       if (o.json) printJson(io, result.manifest);
       else io.stdout(`${formatRunSummary(result)}\n`);
@@ -136,6 +137,7 @@ export function buildProgram(io: Io = defaultIo): Command {
     .option('--model <model>', 'the base model (encoding, limit, price)', 'gpt-4o-mini-2024-07-18')
     .option('--json', 'print one JSON document')
     .action(async (file: string, o: { model: string; json?: boolean }) => {
+      const { formatValidateReport, validateFile } = await import('./validate.js');
       let report;
       try {
         report = await validateFile(file, { model: o.model });

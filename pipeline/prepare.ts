@@ -1,0 +1,104 @@
+/**
+ * The CPU-heavy half of ingest, pure and thread-safe: raw line → a prepared row (decoded, parsed, validated,
+ * digested, serialised) or a quarantine reason. The SQL half (pipeline/ingest.ts) applies prepared units in
+ * input order, so running this on a worker thread changes nothing but the speed.
+ */
+import type { InputFormat } from '../schemas/log-record.js';
+import { decodeUtf8, isBlank } from './lines.js';
+import { parseCsvRow, parseRecord, type FeedbackEventInput, type ParsedRecord } from './records.js';
+
+/** What ingest reads: a JSONL line's bytes, or a CSV record already split into named fields. */
+export interface UnitInput {
+  readonly raw: Uint8Array;
+  /** CSV only: the record's fields (null = a blank record). */
+  readonly csv?: Record<string, string> | null;
+  readonly csvError?: string;
+}
+
+export interface ConversationRow {
+  id: string;
+  content_sha256: string;
+  format: string;
+  status: 'ok' | 'error';
+  messages: string;
+  tools: string | null;
+  created_at: string | null;
+  created_at_ms: number | null;
+  model: string | null;
+  user_id: string | null;
+  session_id: string | null;
+  tags: string | null;
+  metadata: string | null;
+  extra: string | null;
+  n_messages: number;
+  n_assistant: number;
+}
+
+export type Prepared =
+  | { readonly k: 'blank' }
+  | { readonly k: 'quarantine'; readonly reason: string }
+  | { readonly k: 'feedback'; readonly events: readonly FeedbackEventInput[] }
+  | { readonly k: 'conversation'; readonly row: ConversationRow; readonly feedback: readonly FeedbackEventInput[] };
+
+export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
+  if (u.csvError !== undefined) return { k: 'quarantine', reason: u.csvError };
+  let parsed: ParsedRecord;
+  if (u.csv !== undefined) {
+    if (u.csv === null) return { k: 'blank' };
+    parsed = parseCsvRow(u.csv);
+  } else {
+    const text = decodeUtf8(Buffer.from(u.raw.buffer, u.raw.byteOffset, u.raw.byteLength));
+    if (text === null) return { k: 'quarantine', reason: 'invalid UTF-8: the line is not valid UTF-8 text' };
+    if (isBlank(text)) return { k: 'blank' };
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return { k: 'quarantine', reason: `invalid JSON: ${(err as Error).message}` };
+    }
+    parsed = parseRecord(value, forced);
+  }
+  if (parsed.kind === 'invalid') return { k: 'quarantine', reason: parsed.reason };
+  if (parsed.kind === 'feedback') return { k: 'feedback', events: parsed.events };
+  const c = parsed.conversation;
+  return {
+    k: 'conversation',
+    feedback: c.feedback,
+    row: {
+      id: c.id,
+      content_sha256: c.contentSha256,
+      format: c.format,
+      status: c.status,
+      messages: JSON.stringify(c.messages),
+      tools: c.tools === null ? null : JSON.stringify(c.tools),
+      created_at: c.createdAt,
+      created_at_ms: c.createdAtMs,
+      model: c.model,
+      user_id: c.userId,
+      session_id: c.sessionId,
+      tags: c.tags === null ? null : JSON.stringify(c.tags),
+      metadata: c.metadata === null || c.metadata === undefined ? null : JSON.stringify(c.metadata),
+      extra: c.extra === null ? null : JSON.stringify(c.extra),
+      n_messages: c.messages.length,
+      n_assistant: c.nAssistant,
+    },
+  };
+}
+
+/** A batch as it crosses to a worker: all raw bytes in one transferable buffer, plus offsets. */
+export interface PackedBatch {
+  readonly bytes: Uint8Array;
+  readonly offsets: Int32Array;
+  readonly csv: (Record<string, string> | null | undefined)[];
+  readonly csvError: (string | undefined)[];
+  readonly forced?: InputFormat;
+}
+
+export function prepareBatch(b: PackedBatch): Prepared[] {
+  const out: Prepared[] = new Array<Prepared>(b.csv.length);
+  for (let i = 0; i < b.csv.length; i++) {
+    const raw = b.bytes.subarray(b.offsets[i]!, b.offsets[i + 1]!);
+    out[i] = prepareUnit({ raw, csv: b.csv[i], csvError: b.csvError[i] }, b.forced);
+  }
+  return out;
+}
