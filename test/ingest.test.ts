@@ -291,6 +291,34 @@ describe('ingest: crash safety', () => {
   });
 });
 
+describe('ingest: worker thread', () => {
+  it('preparing on a worker (large inputs) and inline (small) leave identical stores', () => {
+    const lines: unknown[] = [];
+    for (let i = 0; i < 25_000; i++) {
+      lines.push(i % 997 === 3 ? { id: `bad${i}`, messages: [{ role: 'bot', content: 'x' }] } : chat(`w${i}`, `prompt ${i} `.repeat(12), `reply ${i}`, { feedback: i % 5 }));
+    }
+    const p = file('worker.jsonl', jsonl(lines));
+    // Over the 4 MB threshold at which ingest hands parsing to a worker.
+    expect(readFileSync(p).length).toBeGreaterThan(4 << 20);
+    const viaWorker = join(dir, 'via-worker.db');
+    const inline = join(dir, 'inline.db');
+    const a = cli(['ingest', p, '--db', viaWorker, '--json', '--quiet']);
+    const b = cli(['ingest', p, '--db', inline, '--json', '--quiet'], { env: { LOGCURATE_INGEST_WORKER: '0' } });
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(JSON.parse(a.stdout).totals).toEqual(JSON.parse(b.stdout).totals);
+    const x = new Database(viaWorker, { readonly: true });
+    const y = new Database(inline, { readonly: true });
+    for (const t of ['conversations', 'feedback', 'quarantine']) {
+      const q = `SELECT * FROM ${t} ORDER BY pk`;
+      expect(x.prepare(q).all()).toEqual(y.prepare(q).all());
+    }
+    expect(x.prepare('SELECT count(*) FROM quarantine').pluck().get()).toBe(26);
+    x.close();
+    y.close();
+  });
+});
+
 describe('ingest CLI', () => {
   it('prints one JSON document with per-file accounting, and --strict exits 1 on quarantined lines', () => {
     const p = file('cli.jsonl', jsonl([chat('z1', 'a', 'b'), { nope: true }]) + '\n');
