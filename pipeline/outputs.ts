@@ -3,9 +3,9 @@
  * place only after the whole run succeeded — manifest.json last — so a reader never sees a partial file and a
  * failed run leaves the previous run's files as they were.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, existsSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { manifestSchema, type FileEntry, type Manifest } from '../schemas/manifest.js';
 import { autoEpochs, estimateCostUsd, type ModelInfo } from './models.js';
 import { tokenStats } from './tokens.js';
@@ -19,6 +19,15 @@ import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
 import { hashText } from './normalize.js';
+
+/**
+ * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
+ * split on Unicode line breaks (Python's str.splitlines, some editors) would see a line end inside the
+ * record, so they are written as escapes: the same value, one line for every reader.
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 export interface SplitAccumulator {
   readonly examples: number;
@@ -107,13 +116,17 @@ export class OutputWriter {
   readonly train: SplitSink;
   readonly test: SplitSink;
   private readonly staging: string | null;
+  /** The first folder this run created on the way to outDir: removed again (if still empty) when the run fails. */
+  private readonly created: string | undefined;
+  /** Set when a failed install could not restore every previous file: the staging folder then holds them. */
+  private keepStaging = false;
 
   constructor(private readonly o: { outDir: string; runId: string; dryRun: boolean }) {
     if (o.dryRun) {
       this.staging = null;
     } else {
       try {
-        mkdirSync(o.outDir, { recursive: true });
+        this.created = mkdirSync(o.outDir, { recursive: true });
         this.staging = join(o.outDir, `.staging-${o.runId}`);
         mkdirSync(this.staging);
       } catch (err) {
@@ -131,7 +144,64 @@ export class OutputWriter {
     } catch {
       /* closing is best effort; the folder goes anyway */
     }
-    if (this.staging) rmSync(this.staging, { recursive: true, force: true });
+    if (!this.staging || this.keepStaging) return;
+    rmSync(this.staging, { recursive: true, force: true });
+    // A failed first run leaves no empty output folder behind (rmdir only removes empty folders).
+    if (this.created === undefined) return;
+    for (let d = this.o.outDir; ; d = dirname(d)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        break;
+      }
+      if (d === this.created) break;
+    }
+  }
+
+  /**
+   * Puts the staged files in place, manifest.json last, and removes outputs this run does not produce. Each
+   * rename replaces one file atomically; should one fail, the files already replaced are put back from hard
+   * links (or copies) taken just before, so a failed run leaves the previous run's files exactly as they were.
+   */
+  private install(staging: string, names: readonly string[], stale: readonly string[]): void {
+    const outDir = this.o.outDir;
+    const undo: { name: string; run: () => void }[] = [];
+    let current = '';
+    try {
+      for (const name of stale) {
+        current = name;
+        const target = join(outDir, name);
+        if (!existsSync(target)) continue;
+        const backup = join(staging, `previous.${name}`);
+        renameSync(target, backup);
+        undo.push({ name, run: () => renameSync(backup, target) });
+      }
+      for (const name of names) {
+        current = name;
+        const target = join(outDir, name);
+        const backup = join(staging, `previous.${name}`);
+        const had = existsSync(target);
+        if (had) keepPrevious(target, backup);
+        renameSync(join(staging, name), target);
+        undo.push({ name, run: had ? () => renameSync(backup, target) : () => unlinkSync(target) });
+      }
+    } catch (err) {
+      const lost: string[] = [];
+      for (const u of undo.reverse()) {
+        try {
+          u.run();
+        } catch {
+          lost.push(u.name);
+        }
+      }
+      if (lost.length > 0) this.keepStaging = true;
+      throw new JobError(
+        `${join(outDir, current)}: cannot put the new file in place: ${(err as Error).message}; ` +
+          (lost.length === 0
+            ? "the previous run's files are left as they were"
+            : `could not restore ${lost.join(', ')}: the previous versions are in ${staging} as previous.<name>`),
+      );
+    }
   }
 
   handoff(a: { params: EmitParams; model: ModelInfo; warnings: string[]; ctx: StageContext }): EmitHandoff {
@@ -232,13 +302,20 @@ export class OutputWriter {
     writeWhole(join(this.staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 
     const names = ['train.jsonl', 'test.jsonl', ...(p.lineage ? ['lineage.jsonl'] : []), ...(p.report ? ['report.html'] : []), 'manifest.json'];
-    // Outputs this run does not produce would describe an older run: remove them before the new files land.
-    for (const stale of ['lineage.jsonl', 'report.html']) {
-      if (!names.includes(stale) && existsSync(join(this.o.outDir, stale))) unlinkSync(join(this.o.outDir, stale));
-    }
-    for (const n of names) renameSync(join(this.staging, n), join(this.o.outDir, n));
+    // Outputs this run does not produce would describe an older run: they go when the new files land.
+    const stale = ['lineage.jsonl', 'report.html'].filter((n) => !names.includes(n));
+    this.install(this.staging, names, stale);
     rmSync(this.staging, { recursive: true, force: true });
     return { manifest, outDir: this.o.outDir, written: names.map((n) => join(this.o.outDir, n)) };
+  }
+}
+
+/** A second name for the previous file (a hard link costs nothing); a copy where links are not possible. */
+function keepPrevious(target: string, backup: string): void {
+  try {
+    linkSync(target, backup);
+  } catch {
+    copyFileSync(target, backup);
   }
 }
 
@@ -274,7 +351,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
         by >= 0
           ? { id: ws.ids[k], status: 'dropped', stage: run.funnel[by]?.name ?? null, reason: ws.reason(k), line: null, source: { file, line: srcLine } }
           : { id: ws.ids[k], status: ws.split[k] === SPLIT_TEST ? 'test' : 'train', stage: null, reason: null, line: ws.line[k] || null, source: { file, line: srcLine } };
-      const text = `${JSON.stringify(rec)}\n`;
+      const text = `${jsonLine(rec)}\n`;
       buf.push(text);
       len += text.length;
       if (len >= FLUSH_AT) {

@@ -26,7 +26,7 @@ export const fileEntrySchema = z.object({
   tokens: tokenSummarySchema,
 });
 
-export const manifestSchema = z.object({
+export const manifestShape = z.object({
   manifest_version: z.literal(1),
   tool: z.object({ name: z.literal('logcurate'), version: z.string() }),
   run: z.object({
@@ -75,6 +75,35 @@ export const manifestSchema = z.object({
       supervised: z.object({ hyperparameters: z.object({ n_epochs: z.number().int().min(1).max(50) }) }),
     }),
   }),
+});
+
+/**
+ * Facts that tie the figures together. Job-submission tools trust the manifest, so one that contradicts itself
+ * is an internal error caught before it is written, not a file handed on.
+ */
+export const manifestSchema = manifestShape.superRefine((m, ctx) => {
+  const issue = (path: (string | number)[], message: string): void => void ctx.addIssue({ code: 'custom', path, message });
+  for (const split of ['train', 'test'] as const) {
+    const f = m.files[split];
+    const t = f.tokens;
+    if (f.examples === 0) {
+      if (f.bytes !== 0 || t.total !== 0 || t.max !== 0) issue(['files', split], 'a file without examples has no bytes and no tokens');
+    } else {
+      if (!(t.min <= t.p50 && t.p50 <= t.p95 && t.p95 <= t.max)) issue(['files', split, 'tokens'], 'expected min ≤ p50 ≤ p95 ≤ max');
+      if (!(t.min * f.examples <= t.total && t.total <= t.max * f.examples)) issue(['files', split, 'tokens', 'total'], 'expected min × examples ≤ total ≤ max × examples');
+    }
+    if (t.assistant > t.total) issue(['files', split, 'tokens', 'assistant'], 'assistant tokens cannot exceed the total');
+  }
+  if (m.cost.billing_tokens > m.files.train.tokens.total) issue(['cost', 'billing_tokens'], 'billing tokens cannot exceed the train tokens');
+  if (m.cost.n_epochs !== m.job_request.method.supervised.hyperparameters.n_epochs) {
+    issue(['job_request', 'method', 'supervised', 'hyperparameters', 'n_epochs'], 'expected the same n_epochs as cost.n_epochs');
+  }
+  if ((m.cost.estimated_usd === null) !== (m.model.price_per_1m_training_tokens === null)) {
+    issue(['cost', 'estimated_usd'], 'expected a cost exactly when the model has a price');
+  }
+  if ((m.job_request.validation_file === null) !== (m.files.test.examples === 0)) {
+    issue(['job_request', 'validation_file'], 'expected a validation file exactly when test.jsonl has examples');
+  }
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -10,10 +10,11 @@ import { defineStage, type Message } from '../pipeline/stage.js';
 import { resolveModel } from '../pipeline/models.js';
 import { countExampleTokens, getTokenizer, type Tokenizer } from '../pipeline/tokens.js';
 import { checkExample } from '../pipeline/validate.js';
-import { contentText, finalAssistantText } from '../pipeline/messages.js';
+import { contentText, finalAssistantText, keyText } from '../pipeline/messages.js';
+import { hashText, normalizeText } from '../pipeline/normalize.js';
 import { SPLIT_TEST } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
-import { OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
+import { jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
 import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
 
@@ -38,10 +39,14 @@ export function toTrainingMessage(m: Message): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of MESSAGE_KEYS) {
     const v = m[k];
-    if (v === undefined) continue;
+    // SDK dumps write absent fields as null (tool_calls: null, name: null); only content may be null.
+    if (v === undefined || (v === null && k !== 'content')) continue;
     if (k === 'content') out.content = v === null ? null : contentText(v as never);
     else if (k === 'tool_calls') {
-      out.tool_calls = (v as NonNullable<Message['tool_calls']>).map((tc) => ({
+      // SDKs log "no calls" as []; OpenAI rejects an empty list, and it means the same as none.
+      const calls = v as NonNullable<Message['tool_calls']>;
+      if (calls.length === 0) continue;
+      out.tool_calls = calls.map((tc) => ({
         ...(tc.id !== undefined ? { id: tc.id } : {}),
         type: tc.type ?? 'function',
         function: { name: tc.function.name, arguments: argText(tc.function.arguments) },
@@ -60,34 +65,32 @@ function argText(a: string | Record<string, unknown>): string {
   return typeof a === 'string' ? a : JSON.stringify(a);
 }
 
-/** Tokens of one message within an example (the example's total is 3 + the sum of these). */
-function messageTokens(m: Record<string, unknown>, tok: Tokenizer): number {
-  return countExampleTokens([m as never], tok).total - 3;
-}
-
 /**
- * `over_limit: truncate`: remove whole turns from the front — keeping the system message(s) and the last
- * assistant turn — until the example fits. A turn starts at a user message, so the kept part starts with one.
- * Returns null when even the shortest form is over the limit.
+ * `over_limit: truncate`: remove whole turns from the front until `fits` — keeping every system message and the
+ * last turn (the last user message and everything after it, the last assistant message included). A turn
+ * starts at a user message, so the kept part starts with one. Returns null when even the last turn alone does
+ * not fit (or there is no assistant message): an answer without its question is not worth training on.
  */
-export function truncateToLimit(messages: Record<string, unknown>[], limit: number, tok: Tokenizer): Record<string, unknown>[] | null {
-  const system = messages.filter((m) => m.role === 'system');
-  const rest = messages.filter((m) => m.role !== 'system');
+export function truncateTurns<M extends { readonly role?: unknown }>(messages: readonly M[], fits: (kept: M[]) => boolean): M[] | null {
   let lastAssistant = -1;
-  for (let k = rest.length - 1; k >= 0; k--) if (rest[k]!.role === 'assistant') { lastAssistant = k; break; }
+  for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'assistant') { lastAssistant = k; break; }
   if (lastAssistant === -1) return null;
-  const cost = rest.map((m) => messageTokens(m, tok));
-  let total = 3 + system.reduce((a, m) => a + messageTokens(m, tok), 0) + cost.reduce((a, b) => a + b, 0);
-  let start = 0;
-  while (total > limit && start < lastAssistant) {
-    // Drop one whole turn: this message and everything up to the next user message (or the last assistant).
-    do {
-      total -= cost[start]!;
-      start++;
-    } while (start < lastAssistant && rest[start]!.role !== 'user');
+  let lastTurn = lastAssistant;
+  for (let k = lastAssistant - 1; k >= 0; k--) if (messages[k]!.role === 'user') { lastTurn = k; break; }
+  const starts: number[] = [];
+  for (let k = 1; k <= lastTurn; k++) if (messages[k]!.role === 'user' || k === lastTurn) starts.push(k);
+  if (starts.length === 0) return null;
+  const keep = (start: number): M[] => messages.filter((m, k) => k >= start || m.role === 'system');
+  // The kept part only shrinks as its start moves on, so the earliest start that fits is found by bisection.
+  let lo = 0;
+  let hi = starts.length - 1;
+  if (!fits(keep(starts[hi]!))) return null;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (fits(keep(starts[mid]!))) hi = mid;
+    else lo = mid + 1;
   }
-  if (total > limit) return null;
-  return [...system, ...rest.slice(start)];
+  return keep(starts[lo]!);
 }
 
 /** The legacy completion shape: the turns before the final assistant message become the prompt. */
@@ -103,6 +106,64 @@ export function toCompletionExample(messages: readonly Message[]): { prompt: str
   return { prompt, completion: contentText(messages[last]!.content) };
 }
 
+type Tokens = { total: number; assistant: number };
+
+/** What one conversation becomes: a line to write, or the reason it is dropped. */
+type Built =
+  | { readonly line: string; readonly tokens: Tokens; readonly truncated: boolean; readonly kept: readonly Message[] }
+  | { readonly drop: string; readonly overLimit?: number };
+
+function completionTokens(ex: { prompt: string; completion: string }, tok: Tokenizer): Tokens {
+  const assistant = tok.count(ex.completion);
+  return { total: tok.count(ex.prompt) + assistant, assistant };
+}
+
+function buildCompletion(messages: readonly Message[], limit: number | null, truncate: boolean, tok: Tokenizer): Built {
+  let kept = messages;
+  let ex = toCompletionExample(kept);
+  if (!ex) return { drop: 'invalid:example_missing_assistant_message' };
+  if (ex.completion === '') return { drop: 'invalid:missing_content' };
+  let tokens = completionTokens(ex, tok);
+  let truncated = false;
+  if (limit !== null && tokens.total > limit) {
+    const over = tokens.total;
+    const cut = truncate
+      ? truncateTurns(messages, (part) => {
+          const e = toCompletionExample(part);
+          return e !== null && completionTokens(e, tok).total <= limit;
+        })
+      : null;
+    if (!cut) return { drop: 'over_limit', overLimit: over };
+    kept = cut;
+    ex = toCompletionExample(kept)!;
+    tokens = completionTokens(ex, tok);
+    truncated = true;
+  }
+  return { line: jsonLine(ex), tokens, truncated, kept };
+}
+
+function buildChat(messages: readonly Message[], tools: readonly unknown[] | null, limit: number | null, truncate: boolean, tok: Tokenizer): Built {
+  let msgs = messages.map(toTrainingMessage);
+  const example: Record<string, unknown> = { messages: msgs };
+  if (tools && tools.length > 0) example.tools = tools;
+  const errors = checkExample(example);
+  if (errors.length > 0) return { drop: `invalid:${errors[0]!.kind}` };
+  let tokens = countExampleTokens(msgs as never, tok);
+  let truncated = false;
+  if (limit !== null && tokens.total > limit) {
+    const over = tokens.total;
+    const cut = truncate ? truncateTurns(msgs, (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
+    if (!cut) return { drop: 'over_limit', overLimit: over };
+    msgs = cut;
+    example.messages = msgs;
+    // Cutting at turn boundaries keeps an example valid; checked anyway, emit never writes an invalid one.
+    if (checkExample(example).length > 0) return { drop: 'over_limit', overLimit: over };
+    tokens = countExampleTokens(msgs as never, tok);
+    truncated = true;
+  }
+  return { line: jsonLine(example), tokens, truncated, kept: msgs as Message[] };
+}
+
 export default defineStage({
   name: 'emit',
   params: emitParams,
@@ -114,77 +175,55 @@ export default defineStage({
     const model = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens });
     const tok = getTokenizer(model.encoding);
     const limit = model.maxTokensPerExample;
+    const truncate = p.over_limit === 'truncate';
     const outDir = facts.outOverride !== undefined ? resolve(facts.outOverride) : p.dir;
     const writer = new OutputWriter({ outDir, runId: ctx.runId, dryRun: ctx.dryRun });
     const warnings: string[] = [...model.warnings];
     const detectRefusal = ctx.facts.refusalDetector;
     let truncated = 0;
+    // Truncation changes prompts after split grouped them; these catch a prompt that now sits on both sides.
+    const prompts = truncate ? { train: new Set<string>(), test: new Set<string>() } : null;
     let noSystemOrUser = 0;
     const noSystemOrUserIds: string[] = [];
     try {
       for (const c of ctx.scan('emit')) {
-        const split: SplitAccumulator = ctx.ws.split[c.i] === SPLIT_TEST ? writer.test : writer.train;
-        let line: string;
-        let tokens: { total: number; assistant: number };
-        if (p.format === 'openai_completion') {
-          const ex = toCompletionExample(c.messages);
-          if (!ex || ex.completion === '') {
-            ctx.drop(c.i, 'invalid:missing_content');
-            continue;
-          }
-          const t = tok.count(ex.prompt) + tok.count(ex.completion);
-          tokens = { total: t, assistant: tok.count(ex.completion) };
-          if (limit !== null && t > limit) {
+        const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
+        const split: SplitAccumulator = isTest ? writer.test : writer.train;
+        const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : buildChat(c.messages, c.tools, limit, truncate, tok);
+        if ('drop' in built) {
+          if (built.overLimit !== undefined) {
             split.overLimit++;
-            if (p.over_limit === 'fail') throw overLimitError(c.id, t, limit, p.model);
-            ctx.drop(c.i, 'over_limit');
-            continue;
+            if (p.over_limit === 'fail') throw overLimitError(c.id, built.overLimit, limit!, p.model);
+            ctx.ws.tokens[c.i] = built.overLimit;
           }
-          line = JSON.stringify(ex);
-        } else {
-          let messages = c.messages.map(toTrainingMessage);
-          const example: Record<string, unknown> = { messages };
-          if (c.tools && c.tools.length > 0) example.tools = c.tools;
-          const errors = checkExample(example);
-          if (errors.length > 0) {
-            ctx.drop(c.i, `invalid:${errors[0]!.kind}`);
-            continue;
-          }
-          tokens = countExampleTokens(messages as never, tok);
-          if (limit !== null && tokens.total > limit) {
-            split.overLimit++;
-            if (p.over_limit === 'fail') throw overLimitError(c.id, tokens.total, limit, p.model);
-            const cut = p.over_limit === 'truncate' ? truncateToLimit(messages, limit, tok) : null;
-            if (!cut) {
-              ctx.drop(c.i, 'over_limit');
-              continue;
-            }
-            messages = cut;
-            example.messages = messages;
-            if (checkExample(example).length > 0) {
-              ctx.drop(c.i, 'over_limit');
-              continue;
-            }
-            tokens = countExampleTokens(messages as never, tok);
-            truncated++;
-          }
-          if (!messages.some((m) => m.role === 'system' || m.role === 'user')) {
-            noSystemOrUser++;
-            if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(c.id);
-          }
-          line = JSON.stringify(example);
+          ctx.drop(c.i, built.drop);
+          continue;
         }
-        ctx.ws.tokens[c.i] = tokens.total;
-        ctx.ws.line[c.i] = split.write(line, tokens, limit, detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false);
+        if (built.truncated) {
+          split.overLimit++;
+          truncated++;
+        }
+        if (prompts) (isTest ? prompts.test : prompts.train).add(hashText(normalizeText(keyText(built.kept, 'prompt'))));
+        if (!built.kept.some((m) => m.role === 'system' || m.role === 'user')) {
+          noSystemOrUser++;
+          if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(c.id);
+        }
+        ctx.ws.tokens[c.i] = built.tokens.total;
+        ctx.ws.line[c.i] = split.write(built.line, built.tokens, limit, detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false);
       }
     } catch (err) {
       writer.abort();
       throw err;
     }
     ctx.stats.truncated = truncated;
-    if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit were truncated (whole turns removed from the front)`);
-    const overLimit = writer.train.overLimit + writer.test.overLimit;
-    if (overLimit > 0 && p.over_limit === 'drop') warnings.push(`${overLimit} example(s) over the ${limit}-token limit of ${p.model} were dropped`);
+    if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit of ${p.model} were truncated (whole turns removed from the front)`);
+    if (prompts && truncated > 0) {
+      let both = 0;
+      for (const h of prompts.test) if (prompts.train.has(h)) both++;
+      if (both > 0) warnings.push(`${both} prompt(s) are in both train and test after truncation: a truncated example's remaining prompt matches one in the other split`);
+    }
+    const overLimit = writer.train.overLimit + writer.test.overLimit - truncated;
+    if (overLimit > 0) warnings.push(`${overLimit} example(s) over the ${limit}-token limit of ${p.model} were dropped`);
     if (noSystemOrUser > 0) {
       warnings.push(`${noSystemOrUser} example(s) have no system or user message (e.g. ${noSystemOrUserIds.map((i) => JSON.stringify(i)).join(', ')})`);
     }
