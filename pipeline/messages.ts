@@ -5,16 +5,22 @@ import type { Message } from './stage.js';
 export { contentText } from './tokens.js';
 import { contentText } from './tokens.js';
 
+/** A message's text, or its structured refusal (`content: null, refusal: "…"`) when it has no content. */
+export function messageText(m: Message): string {
+  const t = contentText(m.content as never);
+  return t === '' && typeof m.refusal === 'string' ? m.refusal : t;
+}
+
 /** The final assistant message's text ('' when the conversation has none). */
 export function finalAssistantText(messages: readonly Message[]): string {
-  for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'assistant') return contentText(messages[k]!.content);
+  for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'assistant') return messageText(messages[k]!);
   return '';
 }
 
 /** What dedupe's `key` and split's prompt grouping compare (SPEC §3: conversation | prompt | last_user). */
 export function keyText(messages: readonly Message[], key: 'conversation' | 'prompt' | 'last_user'): string {
   if (key === 'last_user') {
-    for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'user') return contentText(messages[k]!.content);
+    for (let k = messages.length - 1; k >= 0; k--) if (messages[k]!.role === 'user') return messageText(messages[k]!);
     return '';
   }
   const parts: string[] = [];
@@ -22,7 +28,7 @@ export function keyText(messages: readonly Message[], key: 'conversation' | 'pro
     if (m.role === 'system') continue;
     if (key === 'prompt' && m.role !== 'user') continue;
     // Role-tagged so that the same words said by different roles are different conversations.
-    parts.push(key === 'conversation' ? `${m.role}: ${contentText(m.content)}${toolCallText(m)}` : contentText(m.content));
+    parts.push(key === 'conversation' ? `${m.role}: ${messageText(m)}${toolCallText(m)}` : messageText(m));
   }
   return parts.join('\n');
 }

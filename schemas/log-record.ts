@@ -48,19 +48,28 @@ export const messageSchema = z
         error: (iss) => `expected a string, an array of content parts or null, got ${got(iss.input)}`,
       })
       .optional(),
-    name: z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` }).optional(),
-    tool_calls: z.array(toolCallSchema).optional(),
-    tool_call_id: z.string().optional(),
-    function_call: z.looseObject({ name: z.string(), arguments: z.union([z.string(), z.record(z.string(), z.unknown())]) }).optional(),
-    weight: z.number({ error: (iss) => `expected 0 or 1, got ${got(iss.input)}` }).optional(),
+    // SDK dumps (`model_dump()`) write absent fields as null: null means absent for every optional field.
+    name: z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` }).nullish(),
+    tool_calls: z.array(toolCallSchema, { error: (iss) => `expected an array of tool calls, got ${got(iss.input)}` }).nullish(),
+    tool_call_id: z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` }).nullish(),
+    function_call: z
+      .looseObject(
+        { name: z.string(), arguments: z.union([z.string(), z.record(z.string(), z.unknown())]) },
+        { error: (iss) => `expected {name, arguments}, got ${got(iss.input)}` },
+      )
+      .nullish(),
+    weight: z.number({ error: (iss) => `expected 0 or 1, got ${got(iss.input)}` }).nullish(),
+    // OpenAI's structured refusal: `content: null, refusal: "I can't help with that."`.
+    refusal: z.string({ error: (iss) => `expected a string, got ${got(iss.input)}` }).nullish(),
   })
   .superRefine((m, ctx) => {
-    const hasCall = (m.tool_calls !== undefined && m.tool_calls.length > 0) || m.function_call !== undefined;
-    if ((m.content === null || m.content === undefined) && !hasCall) {
+    const hasCall = (m.tool_calls !== undefined && m.tool_calls !== null && m.tool_calls.length > 0) || (m.function_call ?? null) !== null;
+    const hasRefusal = typeof m.refusal === 'string';
+    if ((m.content === null || m.content === undefined) && !hasCall && !hasRefusal) {
       ctx.addIssue({
         code: 'custom',
         path: ['content'],
-        message: `expected a string or content parts (null only beside tool_calls/function_call), got ${got(m.content)}`,
+        message: `expected a string or content parts (null only beside tool_calls, function_call or refusal), got ${got(m.content)}`,
       });
     }
   });

@@ -58,6 +58,10 @@ export function toTrainingMessage(m: Message): Record<string, unknown> {
   }
   // A message with a call may have no content key at all in the logs; OpenAI wants the key (null is fine).
   if (!('content' in out) && (out.tool_calls !== undefined || out.function_call !== undefined)) out.content = null;
+  // OpenAI's structured refusal (`content: null, refusal: "…"`) trains as the refusal text.
+  if ((out.content === null || out.content === undefined) && out.tool_calls === undefined && out.function_call === undefined && typeof m.refusal === 'string') {
+    out.content = m.refusal;
+  }
   return out;
 }
 
