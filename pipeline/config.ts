@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import YAML from 'yaml';
+import YAML, { LineCounter } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type ConfigFile } from '../schemas/config.js';
 import { formatPath } from '../schemas/log-record.js';
@@ -49,34 +49,143 @@ export function loadConfig(path: string): LoadedConfig {
 
 export function parseConfigText(text: string, path: string): unknown {
   if (/\.json$/i.test(path)) {
+    // Editors on Windows like to start files with a byte-order mark; JSON.parse does not accept one.
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw new UsageError(`${path}: invalid JSON: ${(err as Error).message}`);
+      // V8's messages give a position only for some errors ("Unexpected token ']'" has none): find it ourselves.
+      const { line, col } = lineCol(text, jsonErrorOffset(text));
+      throw new UsageError(`${path}:${line}:${col}: invalid JSON: ${(err as Error).message.split('\n')[0]}`);
     }
   }
-  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const pos = e.linePos?.[0];
+    const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
     const where = pos ? `${path}:${pos.line}:${pos.col}` : path;
     throw new UsageError(`${where}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  return doc.toJS({ maxAliasCount: 100 });
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new UsageError(`${path}: invalid YAML: ${(err as Error).message}`);
+  }
 }
 
-/** Names the key path of the first zod issue, listing allowed keys for a typo. */
-export function describeConfigIssue(error: z.ZodError, prefix: string): string {
-  const issue = error.issues[0]!;
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1 };
+}
+
+const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const JSON_SCALAR = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+
+/** The offset of the first JSON syntax error in `text` (a small recursive-descent checker of RFC 8259). */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const fail = (): never => {
+    throw new RangeError(String(i));
+  };
+  const ws = (): void => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const token = (re: RegExp): void => {
+    re.lastIndex = i;
+    if (!re.test(text)) fail();
+    i = re.lastIndex;
+  };
+  const expect = (c: string): void => {
+    ws();
+    if (text[i] !== c) fail();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          if (text[i] !== '"') fail();
+          token(JSON_STRING);
+          expect(':');
+        }
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === close) {
+          i++;
+          return;
+        } else fail();
+      }
+    }
+    token(c === '"' ? JSON_STRING : JSON_SCALAR);
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+    return text.length;
+  } catch (err) {
+    if (err instanceof RangeError && /^\d+$/.test(err.message)) return Number(err.message);
+    return 0;
+  }
+}
+
+/** Whether `path` leads to a value in `input` (zod issues do not carry the input unless asked to). */
+function present(input: unknown, path: readonly PropertyKey[]): boolean {
+  let cur = input;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, k as string)) return false;
+    cur = (cur as Record<PropertyKey, unknown>)[k];
+  }
+  return cur !== undefined;
+}
+
+/** Names the key path of the first zod issue, listing allowed keys for a typo. `input` is what was parsed. */
+export function describeConfigIssue(error: z.ZodError, prefix: string, input?: unknown): string {
+  const issue = firstIssue(error);
   const base = [prefix, formatPath(issue.path)].filter(Boolean).join(issue.path.length && typeof issue.path[0] === 'number' ? '' : '.');
   if (issue.code === 'unrecognized_keys') {
     const keys = (issue as { keys: string[] }).keys;
     return `${base ? `${base}.` : ''}${keys[0]}: unknown key${keys.length > 1 ? ` (also ${keys.slice(1).join(', ')})` : ''}`;
   }
-  if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) {
-    return `${base}: required key is missing (${issue.message.replace(/^Invalid input: /, '')})`;
+  if (issue.code === 'invalid_type' && !present(input, issue.path)) {
+    return `${base}: required key is missing (${issue.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')})`;
   }
-  return `${base || '(config)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
+  return `${base || '(config)'}: ${issue.message.replace(/^Invalid (input|option): /, '')}`;
+}
+
+type Issue = z.ZodError['issues'][number];
+
+/**
+ * The issue to report. A union fails as a whole ("expected a path or { path, format }"); when exactly one of its
+ * branches got past the value's type and failed deeper (`{ path, format: feedbak }`), that branch's issue is the
+ * precise one.
+ */
+function firstIssue(error: z.ZodError): Issue {
+  let issue = error.issues[0]!;
+  while (issue.code === 'invalid_union') {
+    const branches = (issue as { errors?: Issue[][] }).errors ?? [];
+    const deeper = branches.map((b) => b[0]).filter((i): i is Issue => i !== undefined && i.path.length > 0);
+    if (deeper.length !== 1) break;
+    issue = { ...deeper[0]!, path: [...issue.path, ...deeper[0]!.path] } as Issue;
+  }
+  return issue;
 }
 
 export function validateConfig(value: unknown, where: { path: string; dir: string; sha256: string }): LoadedConfig {
@@ -85,7 +194,7 @@ export function validateConfig(value: unknown, where: { path: string; dir: strin
     throw new UsageError(`${path}: expected a mapping with name, stages, …`);
   }
   const top = configSchema.safeParse(value);
-  if (!top.success) throw new UsageError(`${path}: ${withAllowed(describeConfigIssue(top.error, ''), top.error, configSchema)}`);
+  if (!top.success) throw new UsageError(`${path}: ${withAllowed(describeConfigIssue(top.error, '', value), top.error, configSchema)}`);
   const cfg = top.data;
   const stages: ConfiguredStage[] = [];
   cfg.stages.forEach((item, i) => {
@@ -98,9 +207,16 @@ export function validateConfig(value: unknown, where: { path: string; dir: strin
     if (!def) throw new UsageError(`${path}: ${at}.${name}: unknown stage (expected one of ${Object.keys(STAGES).join(', ')})`);
     const parsed = def.params.safeParse(rawParams ?? {});
     if (!parsed.success) {
-      throw new UsageError(`${path}: ${withAllowed(describeConfigIssue(parsed.error, `${at}.${name}`), parsed.error, def.params)}`);
+      throw new UsageError(`${path}: ${withAllowed(describeConfigIssue(parsed.error, `${at}.${name}`, rawParams ?? {}), parsed.error, def.params)}`);
     }
-    const prepared = def.prepare?.(parsed.data, { configDir: dir, path: `${at}.${name}` }) ?? parsed.data;
+    let prepared: unknown;
+    try {
+      prepared = def.prepare?.(parsed.data, { configDir: dir, path: `${at}.${name}` }) ?? parsed.data;
+    } catch (err) {
+      // Stages name the key path; the file is named here, like every other config error.
+      if (err instanceof UsageError) throw new UsageError(`${path}: ${err.message}`);
+      throw err;
+    }
     stages.push({ name, def, params: prepared, path: `${at}.${name}` });
   });
   const splits = stages.filter((s) => s.name === 'split');
@@ -124,7 +240,7 @@ export function validateConfig(value: unknown, where: { path: string; dir: strin
 
 /** For an unknown key, append the keys that are allowed at that level (found by walking the schema). */
 function withAllowed(message: string, error: z.ZodError, schema: z.ZodType): string {
-  const issue = error.issues[0]!;
+  const issue = firstIssue(error);
   if (issue.code !== 'unrecognized_keys') return message;
   let s: unknown = schema;
   for (const p of issue.path) {

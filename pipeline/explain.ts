@@ -19,11 +19,15 @@ export interface Explanation {
 
 export function explain(store: Store, id: string, runId?: string): Explanation {
   const db = store.sqlite;
+  // By default the latest run that decided everything: a failed run stopped part-way (its survivors never reached
+  // any file, and the previous run's files are still in place), and a running one has not decided yet.
   const run = (
     runId === undefined
-      ? db.prepare(`SELECT id, name, status, out_dir FROM runs WHERE status != 'running' ORDER BY started_at DESC, rowid DESC LIMIT 1`).get()
-      : db.prepare(`SELECT id, name, status, out_dir FROM runs WHERE id = ?`).get(runId)
-  ) as { id: string; name: string; status: string; out_dir: string | null } | undefined;
+      ? db
+          .prepare(`SELECT id, name, status, out_dir, error FROM runs WHERE status IN ('succeeded', 'dry_run') ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+          .get()
+      : db.prepare(`SELECT id, name, status, out_dir, error FROM runs WHERE id = ?`).get(runId)
+  ) as { id: string; name: string; status: string; out_dir: string | null; error: string | null } | undefined;
   if (runId !== undefined && !run) throw new UsageError(`--run ${runId}: no such run in ${store.path}`);
   const conv = db.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE id = ?`).get(id) as
     | { pk: number; source_file: string; source_line: number }
@@ -47,11 +51,19 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
       | undefined;
     return { ...base, reason: q ? `not in the store; a quarantined line mentions it (${q.file}:${q.line}: ${q.reason})` : 'not in the store' };
   }
-  if (!run) return { ...base, reason: 'no run has been made on this store yet' };
+  if (!run) {
+    const any = db.prepare(`SELECT id, status FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`).get() as { id: string; status: string } | undefined;
+    return { ...base, reason: any ? `no run on this store has finished yet (latest: ${any.id}, ${any.status})` : 'no run has been made on this store yet' };
+  }
+  if (run.status === 'running') return { ...base, reason: 'the run is still in progress' };
   const d = db.prepare(`SELECT status, stage, reason, line, tokens FROM run_decisions WHERE run_id = ? AND conv_pk = ?`).get(run.id, conv.pk) as
     | { status: 'train' | 'test' | 'dropped'; stage: string | null; reason: string | null; line: number | null; tokens: number | null }
     | undefined;
   if (!d) return { ...base, reason: 'ingested after this run: the run did not consider it' };
+  if (run.status === 'failed' && d.status !== 'dropped') {
+    // Still alive when the run failed: it reached no file.
+    return { ...base, reason: `the run failed before writing its files${run.error ? ` (${run.error})` : ''}` };
+  }
   return { ...base, status: d.status, stage: d.stage, reason: d.reason, line: d.line, tokens: d.tokens };
 }
 

@@ -7,6 +7,10 @@ export const SPLIT_NONE = 0;
 export const SPLIT_TRAIN = 1;
 export const SPLIT_TEST = 2;
 
+export const REFUSAL_UNKNOWN = 0;
+export const REFUSAL_NO = 1;
+export const REFUSAL_YES = 2;
+
 export class WorkingSet {
   /** conversations.pk, ascending. */
   readonly pks: Int32Array;
@@ -21,6 +25,11 @@ export class WorkingSet {
   readonly tokens: Int32Array;
   /** 1-based line in train.jsonl / test.jsonl, filled by emit. */
   readonly line: Int32Array;
+  /**
+   * Whether rebalance_refusals judged the conversation a refusal (REFUSAL_YES / REFUSAL_NO; REFUSAL_UNKNOWN where
+   * it did not run), by its detector or its `tag`, so later measurements agree with the decision it made.
+   */
+  readonly refusal: Uint8Array;
   private readonly reasonIndex = new Map<string, number>();
   readonly reasons: string[] = [];
   private aliveCount: number;
@@ -34,6 +43,7 @@ export class WorkingSet {
     this.split = new Uint8Array(n);
     this.tokens = new Int32Array(n).fill(-1);
     this.line = new Int32Array(n);
+    this.refusal = new Uint8Array(n);
     this.aliveCount = n;
   }
 

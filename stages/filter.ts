@@ -30,7 +30,9 @@ export const filterParams = z
     since: timestamp.optional(),
     until: timestamp.optional(),
     models: z.array(z.string().min(1)).min(1).optional(),
-    tags: z.record(z.string(), z.union([scalar, z.array(scalar).min(1)])).optional(),
+    tags: z
+      .record(z.string(), z.union([scalar, z.array(scalar).min(1)], { error: 'expected a tag value (string, number or boolean) or a non-empty list of them' }))
+      .optional(),
     exclude_errors: z.boolean().default(true),
     min_turns: z.number().int().min(0).optional(),
     max_turns: z.number().int().min(0).optional(),

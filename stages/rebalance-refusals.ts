@@ -8,10 +8,11 @@ import * as aq from 'arquero';
 import { z } from 'zod';
 import { regexSchema } from '../schemas/config.js';
 import { defineStage } from '../pipeline/stage.js';
-import { createRefusalDetector } from '../pipeline/refusal.js';
+import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';
 import { finalAssistantText } from '../pipeline/messages.js';
 import { seededUnit } from '../pipeline/normalize.js';
 import { UsageError } from '../pipeline/errors.js';
+import { REFUSAL_NO, REFUSAL_YES } from '../pipeline/working-set.js';
 
 export const rebalanceParams = z.strictObject({
   target_rate: z.number({ error: 'expected a rate from 0 to 1' }).min(0, { error: 'expected a rate from 0 to 1' }).max(1, { error: 'expected a rate from 0 to 1' }),
@@ -46,11 +47,15 @@ export default defineStage({
     if (!p.default_phrases && !p.extra_phrases?.length && !p.patterns?.length && !p.tag) {
       throw new UsageError(`${env.path}.default_phrases: false leaves no way to detect refusals; give extra_phrases, patterns or tag`);
     }
+    // The detector matches patterns against text whose apostrophes are all ASCII: a pattern typed with a curly
+    // one (I’m) would never match, so patterns get the same mapping.
+    const patterns = p.patterns?.map(normalizeApostrophes);
     try {
-      createRefusalDetector({ useDefault: p.default_phrases, extraPhrases: p.extra_phrases, patterns: p.patterns });
+      createRefusalDetector({ useDefault: p.default_phrases, extraPhrases: p.extra_phrases, patterns });
     } catch (err) {
       throw new UsageError(`${env.path}.patterns: ${(err as Error).message}`);
     }
+    return { ...p, patterns };
   },
   run(ctx, p) {
     const detect = createRefusalDetector({ useDefault: p.default_phrases, extraPhrases: p.extra_phrases, patterns: p.patterns });
@@ -64,6 +69,7 @@ export default defineStage({
       const isRefusal = (p.tag !== undefined && truthy(tagOf(c.tags, p.tag))) || detect(finalAssistantText(c.messages));
       idx.push(c.i);
       refusal.push(isRefusal ? 1 : 0);
+      ctx.ws.refusal[c.i] = isRefusal ? REFUSAL_YES : REFUSAL_NO;
       const g = byKey === undefined ? 'all' : tagOf(c.tags, byKey);
       group.push(g === undefined || g === null ? '(none)' : String(g));
     }
@@ -114,6 +120,7 @@ export default defineStage({
       before: { count: before, rate: rate(before, nBefore) },
       after: { count: after, rate: rate(after, nAfter) },
     };
+    // Text only: a tag is not in the text. ws.refusal holds this stage's own verdicts, tags included.
     ctx.facts.refusalDetector = p.tag === undefined ? detect : undefined;
     ctx.stats.groups = groupStats;
     ctx.stats.after_stage = ctx.facts.refusals.after;

@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../pipeline/cli.js';
+import { cli, jsonl, tempDir } from './support/tmp.js';
+
+const root = tempDir('logcurate-config-');
+let n = 0;
+
+const LOGS = jsonl(Array.from({ length: 12 }, (_, k) => ({ id: `c${k}`, messages: [{ role: 'user', content: `q${k}` }, { role: 'assistant', content: `a${k}` }] })));
+const EMIT = '  - emit: { dir: out, model: gpt-4o-mini-2024-07-18, min_examples: 0, report: false }';
+
+/**
+ * Runs `logcurate run` on a config in a fresh folder and checks the config-error contract: exit 2, the message names
+ * the file and the key path, and nothing was written — no store, no output folder, nothing besides the files the test
+ * put there. `cli: true` spawns the real built CLI with the folder as working directory (so a default ./curation.db
+ * would land there); otherwise the same `main()` runs in-process (a process start costs ~0.5 s), with --db inside the
+ * folder.
+ */
+async function runBad(name: string, text: string, opts: { files?: Record<string, string>; json?: boolean; cli?: boolean } = {}): Promise<string> {
+  const dir = join(root, `case-${++n}`);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'logs.jsonl'), LOGS);
+  for (const [f, t] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, f), t);
+  const cfgName = `${name}.${opts.json ? 'json' : 'yaml'}`;
+  writeFileSync(join(dir, cfgName), text);
+  const before = readdirSync(dir).sort();
+  let r: { code: number; stdout: string; stderr: string };
+  if (opts.cli) r = cli(['run', cfgName, '--quiet'], { cwd: dir });
+  else {
+    let stdout = '';
+    let stderr = '';
+    const code = await main(['run', join(dir, cfgName), '--quiet', '--db', join(dir, 'default.db')], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+    r = { code, stdout, stderr };
+  }
+  expect(r.code, `${name}: stderr ${r.stderr}`).toBe(2);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).toContain(cfgName);
+  expect(readdirSync(dir).sort(), `${name}: nothing may be written`).toEqual(before);
+  expect(existsSync(join(dir, 'out'))).toBe(false);
+  return r.stderr;
+}
+
+const CLI = { cli: true };
+
+const yaml = (...stages: string[]): string => ['name: cfg-test', 'store: store.db', 'inputs: [logs.jsonl]', 'stages:', ...stages].join('\n') + '\n';
+
+describe('config errors: exit 2, the key path named, nothing written', () => {
+  it('an unknown stage', async () => {
+    const err = await runBad('unknown-stage', yaml('  - filter: {}', '  - dedup: {}', EMIT), CLI);
+    expect(err).toContain('stages[1].dedup');
+    expect(err).toMatch(/unknown stage/);
+    expect(err).toContain('dedupe');
+  });
+
+  it('an unknown key (a typo) names its full path and the allowed keys', async () => {
+    const err = await runBad('typo', yaml('  - filter: {}', '  - dedupe: { treshold: 0.9 }', EMIT), CLI);
+    expect(err).toContain('stages[1].dedupe.treshold');
+    expect(err).toMatch(/unknown key/);
+    expect(err).toContain('threshold');
+    const nested = await runBad('nested-typo', yaml('  - filter: { feedback: { minn: 4 } }', EMIT));
+    expect(nested).toContain('stages[0].filter.feedback.minn');
+  });
+
+  it('an unknown top-level key', async () => {
+    const err = await runBad('top', `name: cfg-test\nsead: 4\nstages:\n${EMIT}\n`, CLI);
+    expect(err).toContain('sead');
+    expect(err).toMatch(/unknown key/);
+  });
+
+  it('a wrong type', async () => {
+    const turns = await runBad('type-turns', yaml('  - filter: { min_turns: two }', EMIT), CLI);
+    expect(turns).toMatch(/stages\[0\]\.filter\.min_turns: expected number, received string/);
+    expect(turns).not.toMatch(/missing/);
+    expect(await runBad('type-params', yaml('  - filter: strict', EMIT))).toMatch(/stages\[0\]\.filter: expected object/);
+    expect(await runBad('type-seed', `name: cfg-test\nseed: abc\nstages:\n${EMIT}\n`)).toMatch(/seed: .*integer/);
+    expect(await runBad('type-stages', 'name: cfg-test\nstages: { emit: {} }\n')).toMatch(/stages: .*list/);
+    expect(await runBad('type-models', yaml('  - filter: { models: gpt-4o }', EMIT))).toContain('stages[0].filter.models');
+    expect(await runBad('type-enum', yaml('  - filter: { feedback: { aggregate: median } }', EMIT))).toMatch(/stages\[0\]\.filter\.feedback\.aggregate: .*latest/);
+    expect(await runBad('type-tag', yaml('  - filter: { tags: { plan: { pro: true } } }', EMIT))).toMatch(/stages\[0\]\.filter\.tags\.plan: expected a tag value/);
+    // Inside a union (a path string or { path, format }), the branch that fits names the deeper key.
+    const format = await runBad('type-format', `name: cfg-test\ninputs:\n  - { path: logs.jsonl, format: feedbak }\nstages:\n${EMIT}\n`);
+    expect(format).toMatch(/inputs\[0\]\.format: expected one of .*feedback/);
+  });
+
+  it('impossible values: test_fraction 0.7, target_rate 1.5, threshold 0', async () => {
+    const frac = await runBad('fraction', yaml('  - split: { test_fraction: 0.7 }', EMIT), CLI);
+    expect(frac).toContain('stages[0].split.test_fraction');
+    expect(frac).toContain('0.5');
+    const rate = await runBad('rate', yaml('  - rebalance_refusals: { target_rate: 1.5 }', EMIT));
+    expect(rate).toContain('stages[0].rebalance_refusals.target_rate');
+    expect(rate).toMatch(/0 to 1/);
+    expect(await runBad('threshold', yaml('  - dedupe: { method: near, threshold: 0 }', EMIT))).toContain('stages[0].dedupe.threshold');
+    expect(await runBad('epochs', yaml('  - emit: { dir: out, model: gpt-4o-mini, epochs: 99 }'))).toContain('stages[0].emit.epochs');
+    expect(await runBad('turns', yaml('  - filter: { min_turns: 3, max_turns: 1 }', EMIT))).toContain('stages[0].filter.min_turns');
+    expect(await runBad('both-sizes', yaml('  - split: { test_fraction: 0.1, test_size: 5 }', EMIT))).toContain('stages[0].split.test_size');
+    expect(await runBad('since', yaml('  - filter: { since: "last tuesday" }', EMIT))).toContain('stages[0].filter.since');
+    expect(await runBad('group', yaml('  - split: { group_by: customer }', EMIT))).toContain('stages[0].split.group_by');
+  });
+
+  it('emit missing, not last, or without its required keys', async () => {
+    expect(await runBad('emit-not-last', yaml(EMIT, '  - filter: {}'), CLI)).toMatch(/stages\[0\]\.emit: emit must be the last stage/);
+    expect(await runBad('no-emit', yaml('  - filter: {}'))).toMatch(/emit/);
+    expect(await runBad('emit-model', yaml('  - emit: { dir: out }'))).toMatch(/stages\[0\]\.emit\.model: required key is missing \(expected string\)/);
+  });
+
+  it('split twice', async () => {
+    const err = await runBad('split-twice', yaml('  - split: {}', '  - filter: {}', '  - split: { test_fraction: 0.2 }', EMIT), CLI);
+    expect(err).toContain('stages[2].split');
+    expect(err).toMatch(/once/);
+  });
+
+  it('a missing system_prompt file', async () => {
+    const err = await runBad('prompt-file', yaml('  - system_prompt: { file: prompts/missing.txt }', EMIT), CLI);
+    expect(err).toContain('stages[0].system_prompt.file');
+    expect(err).toContain('missing.txt');
+    expect(err).toContain('ENOENT');
+    expect(await runBad('prompt-none', yaml('  - system_prompt: { mode: replace }', EMIT))).toContain('stages[0].system_prompt.text');
+    expect(await runBad('prompt-empty', yaml('  - system_prompt: { file: empty.txt }', EMIT), { files: { 'empty.txt': '\n' } })).toContain('stages[0].system_prompt.file');
+  });
+
+  it('unparseable YAML names the line', async () => {
+    const err = await runBad('broken', 'name: cfg-test\nstages:\n  - filter: { min_turns: 1\n  - emit: { dir: out }\n', CLI);
+    expect(err).toMatch(/broken\.yaml:\d+(:\d+)?: invalid YAML/);
+    const line = Number(/broken\.yaml:(\d+)/.exec(err)![1]);
+    expect(line).toBeGreaterThanOrEqual(3);
+    expect(line).toBeLessThanOrEqual(4);
+    const dup = await runBad('dup-key', 'name: cfg-test\nname: other\nstages:\n' + EMIT + '\n');
+    expect(dup).toMatch(/dup-key\.yaml:2(:\d+)?: invalid YAML/);
+  });
+
+  it('an invalid regular expression in filter.exclude_content or rebalance patterns', async () => {
+    const f = await runBad('regex-filter', yaml("  - filter: { exclude_content: ['ok', '(unclosed'] }", EMIT), CLI);
+    expect(f).toContain('stages[0].filter.exclude_content[1]');
+    expect(f).toMatch(/regular expression/);
+    const p = await runBad('regex-rebalance', yaml("  - rebalance_refusals: { target_rate: 0.1, patterns: ['[a-'] }", EMIT));
+    expect(p).toContain('stages[0].rebalance_refusals.patterns[0]');
+  });
+
+  it('a bad or missing name', async () => {
+    const err = await runBad('bad-name', yaml(EMIT).replace('name: cfg-test', 'name: Support Nightly'), CLI);
+    expect(err).toMatch(/name: expected \[a-z0-9._-\]\+/);
+    expect(await runBad('no-name', `stages:\n${EMIT}\n`)).toMatch(/name: required/);
+  });
+
+  it('a stage item that is not one { <stage>: <params> }', async () => {
+    expect(await runBad('two-keys', yaml('  - { filter: {}, dedupe: {} }', EMIT))).toContain('stages[0]');
+    expect(await runBad('scalar-item', yaml('  - filter', EMIT))).toContain('stages[0]');
+  });
+
+  it('a JSON config gets the same checks, and a JSON syntax error names the line', async () => {
+    const cfg = {
+      name: 'cfg-test',
+      store: 'store.db',
+      inputs: ['logs.jsonl'],
+      stages: [{ dedupe: { treshold: 0.9 } }, { emit: { dir: 'out', model: 'gpt-4o-mini' } }],
+    };
+    expect(await runBad('typo', JSON.stringify(cfg, null, 2), { json: true, cli: true })).toContain('stages[0].dedupe.treshold');
+    const broken = '{\n  "name": "cfg-test",\n  "stages": [\n    { "emit": { "dir": "out" } },\n  ]\n}\n';
+    const err = await runBad('broken', broken, { json: true });
+    expect(err).toMatch(/broken\.json:5(:\d+)?: invalid JSON/);
+  });
+
+  it('a config file that does not exist', async () => {
+    const dir = join(root, 'no-config');
+    mkdirSync(dir);
+    const r = cli(['run', 'nope.yaml', '--quiet'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('nope.yaml');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('config: what a valid config means', () => {
+  it('store and inputs are relative to the config file; --db overrides the store; JSON works like YAML', async () => {
+    const dir = join(root, 'valid');
+    mkdirSync(join(dir, 'cfg'), { recursive: true });
+    writeFileSync(join(dir, 'cfg', 'logs.jsonl'), LOGS);
+    writeFileSync(
+      join(dir, 'cfg', 'c.json'),
+      JSON.stringify({ name: 'ok', store: 'here.db', inputs: ['logs.jsonl'], stages: [{ emit: { dir: 'out', model: 'gpt-4o-mini-2024-07-18', report: false } }] }),
+    );
+    const r = cli(['run', 'cfg/c.json', '--json', '--quiet'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(dir, 'cfg', 'here.db'))).toBe(true);
+    expect(existsSync(join(dir, 'cfg', 'out', 'train.jsonl'))).toBe(true);
+    expect(JSON.parse(r.stdout).files.train.examples).toBe(12);
+    const o = cli(['run', 'cfg/c.json', '--db', 'other.db', '--out', 'elsewhere', '--quiet'], { cwd: dir });
+    expect(o.code, o.stderr).toBe(0);
+    expect(existsSync(join(dir, 'other.db'))).toBe(true);
+    expect(existsSync(join(dir, 'elsewhere', 'manifest.json'))).toBe(true);
+  });
+});

@@ -1,0 +1,151 @@
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './support/tmp.js';
+import { chat, curate, prng, words } from './support/pipeline.js';
+
+const root = tempDir('logcurate-dedupe-');
+const day = (d: number): string => new Date(Date.UTC(2024, 4, d)).toISOString();
+
+describe('dedupe: exact', () => {
+  const multi = (id: string, first: string, last: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    messages: [
+      { role: 'user', content: first },
+      { role: 'assistant', content: 'noted' },
+      { role: 'user', content: last },
+      { role: 'assistant', content: `answer for ${id}` },
+    ],
+    ...extra,
+  });
+  const logs = [
+    chat('x1', 'Hello World', 'Hi there', { feedback: 3 }),
+    chat('x2', '  hello \t WORLD ', 'hi   THERE', { feedback: 5 }),
+    // Fullwidth letters and an ideographic space: the same text after NFKC.
+    chat('x3', 'Ｈｅｌｌｏ\u3000Ｗｏｒｌｄ', 'Ｈｉ ｔｈｅｒｅ'),
+    chat('y1', 'hello world', 'A different answer'),
+    // The same words said by the other role are not the same conversation.
+    chat('r1', 'Hi there', 'Hello World'),
+    multi('m1', 'first question about billing', 'What is the final price?'),
+    multi('m2', 'another opening entirely', 'what is the   FINAL price?'),
+    chat('solo', 'something else', 'entirely'),
+  ];
+
+  it('key conversation: all non-system turns must match after NFKC, case folding and whitespace collapsing', async () => {
+    const r = await curate(root, { logs, stages: [{ dedupe: { method: 'exact', key: 'conversation' } }] });
+    // x2 has the best feedback.
+    expect(r.dropped).toEqual({ x1: 'duplicate_of:x2', x3: 'duplicate_of:x2' });
+    expect(r.manifest.stages[0]).toEqual({ name: 'dedupe', in: logs.length, out: logs.length - 2, dropped: { duplicate_of: 2 } });
+  });
+
+  it('a system message does not make two conversations different', async () => {
+    const withSystem = { ...chat('sys', 'Hello World', 'Hi there'), messages: [{ role: 'system', content: 'Be terse.' }, ...chat('', 'Hello World', 'Hi there').messages as object[]] };
+    const r = await curate(root, { logs: [...logs, withSystem], stages: [{ dedupe: {} }] });
+    expect(r.dropped.sys).toBe('duplicate_of:x2');
+  });
+
+  it('key prompt: all user turns must match, whatever the assistant said', async () => {
+    const r = await curate(root, { logs, stages: [{ dedupe: { key: 'prompt' } }] });
+    expect(r.dropped).toEqual({ x1: 'duplicate_of:x2', x3: 'duplicate_of:x2', y1: 'duplicate_of:x2' });
+  });
+
+  it('key last_user: only the last user turn must match', async () => {
+    const r = await curate(root, { logs, stages: [{ dedupe: { key: 'last_user' } }] });
+    // m1 and m2 tie on feedback (none) and created_at (none): the smaller id is kept.
+    expect(r.dropped).toEqual({ x1: 'duplicate_of:x2', x3: 'duplicate_of:x2', y1: 'duplicate_of:x2', m2: 'duplicate_of:m1' });
+  });
+
+  const dated = [
+    chat('k1', 'same question', 'same answer', { created_at: day(1), feedback: 4 }),
+    chat('k2', 'same question', 'same answer', { created_at: day(3), feedback: 2 }),
+    chat('k3', 'same question', 'same answer', { created_at: day(2), feedback: 4 }),
+    chat('k4', 'same question', 'same answer', { feedback: 5 }),
+  ];
+
+  it('keep newest / oldest / best_feedback choose by their own rule; undated conversations lose on dates', async () => {
+    const newest = await curate(root, { logs: dated, stages: [{ dedupe: { keep: 'newest' } }] });
+    expect(newest.trainIds).toEqual(['k2']);
+    expect(Object.values(newest.dropped)).toEqual(['duplicate_of:k2', 'duplicate_of:k2', 'duplicate_of:k2']);
+    const oldest = await curate(root, { logs: dated, stages: [{ dedupe: { keep: 'oldest' } }] });
+    expect(oldest.trainIds).toEqual(['k1']);
+    const best = await curate(root, { logs: dated, stages: [{ dedupe: { keep: 'best_feedback' } }] });
+    expect(best.trainIds).toEqual(['k4']);
+    // Without k4, k1 and k3 tie on feedback 4: the newer one (k3) wins the tie.
+    const tie = await curate(root, { logs: dated.slice(0, 3), stages: [{ dedupe: {} }] });
+    expect(tie.trainIds).toEqual(['k3']);
+    expect(tie.dropped).toEqual({ k1: 'duplicate_of:k3', k2: 'duplicate_of:k3' });
+  });
+
+  it('ties are broken by id, not by the order the logs were ingested in', async () => {
+    const twins = ['t-c', 't-a', 't-b'].map((id) => chat(id, 'identical', 'identical', { created_at: day(1), feedback: 3 }));
+    const a = await curate(root, { logs: twins, stages: [{ dedupe: {} }] });
+    const b = await curate(root, { logs: [...twins].reverse(), stages: [{ dedupe: {} }] });
+    for (const keep of ['newest', 'oldest'] as const) {
+      const c = await curate(root, { logs: [twins[2], twins[0], twins[1]], stages: [{ dedupe: { keep } }] });
+      expect(c.trainIds).toEqual(['t-a']);
+    }
+    expect(a.trainIds).toEqual(['t-a']);
+    expect(b.trainIds).toEqual(['t-a']);
+    expect(a.dropped).toEqual({ 't-b': 'duplicate_of:t-a', 't-c': 'duplicate_of:t-a' });
+  });
+
+  it('the feedback name of an earlier filter decides best_feedback', async () => {
+    const logsT = [
+      chat('f1', 'same', 'same', { feedback: { thumbs: 1, score: 1 } }),
+      chat('f2', 'same', 'same', { feedback: { thumbs: 0, score: 5 } }),
+    ];
+    const byThumbs = await curate(root, { logs: logsT, stages: [{ filter: { feedback: { name: 'thumbs' } } }, { dedupe: {} }] });
+    expect(byThumbs.trainIds).toEqual(['f1']);
+    const byScore = await curate(root, { logs: logsT, stages: [{ dedupe: {} }] });
+    expect(byScore.trainIds).toEqual(['f2']);
+  });
+});
+
+describe('dedupe: near', () => {
+  const rand = prng(20240501);
+  const N_WORDS = 40;
+  const CLUSTERS = 8;
+  const bases = Array.from({ length: CLUSTERS }, () => words(rand, N_WORDS));
+  const changeOne = (ws: string[], at: number): string[] => ws.map((w, k) => (k === at ? `${w}zz` : w));
+  const logs: unknown[] = [];
+  const expected: Record<string, string> = {};
+  bases.forEach((b, c) => {
+    // "n<c>-0" sorts first, so with no feedback and no dates it is the one kept.
+    logs.push(chat(`n${c}-0`, b.join(' '), `answer ${c} 0`));
+    logs.push(chat(`n${c}-1`, changeOne(b, 7).join(' '), `answer ${c} 1`));
+    logs.push(chat(`n${c}-2`, changeOne(b, 31).join(' '), `answer ${c} 2`));
+    expected[`n${c}-1`] = `duplicate_of:n${c}-0`;
+    expected[`n${c}-2`] = `duplicate_of:n${c}-0`;
+  });
+  // An exact copy (up to case and spacing) is removed by near as well.
+  logs.push(chat('n0-copy', `  ${bases[0]!.join('  ').toUpperCase()} `, 'copy'));
+  expected['n0-copy'] = 'duplicate_of:n0-0';
+  // Four words changed out of 40: similar, but well under 0.85.
+  logs.push(chat('far', bases[1]!.map((w, k) => (k % 10 === 5 ? `${w}qq` : w)).join(' '), 'far'));
+  // Unrelated texts of the same length.
+  for (let u = 0; u < 12; u++) logs.push(chat(`u${u}`, words(rand, N_WORDS).join(' '), `unrelated ${u}`));
+
+  it('clusters one-word edits of ~40-word prompts, and only those', async () => {
+    const r = await curate(root, { logs, stages: [{ dedupe: { method: 'near', key: 'prompt' } }] });
+    expect(r.dropped).toEqual(expected);
+    expect(r.manifest.stages[0]!.dropped).toEqual({ duplicate_of: Object.keys(expected).length });
+    expect(r.trainIds).toContain('far');
+    for (let u = 0; u < 12; u++) expect(r.trainIds).toContain(`u${u}`);
+  });
+
+  it('a higher threshold keeps the one-word edits apart but still removes exact copies', async () => {
+    const r = await curate(root, { logs, stages: [{ dedupe: { method: 'near', key: 'prompt', threshold: 0.99 } }] });
+    expect(r.dropped).toEqual({ 'n0-copy': 'duplicate_of:n0-0' });
+  });
+
+  it('exact does not cluster near-duplicates', async () => {
+    const r = await curate(root, { logs, stages: [{ dedupe: { method: 'exact', key: 'prompt' } }] });
+    expect(r.dropped).toEqual({ 'n0-copy': 'duplicate_of:n0-0' });
+  });
+
+  it('near keeps the best-feedback member of a cluster', async () => {
+    const withFeedback = logs.map((l) => ((l as { id: string }).id === 'n3-2' ? { ...(l as object), feedback: 5 } : l));
+    const r = await curate(root, { logs: withFeedback, stages: [{ dedupe: { method: 'near', key: 'prompt' } }] });
+    expect(r.dropped['n3-0']).toBe('duplicate_of:n3-2');
+    expect(r.dropped['n3-1']).toBe('duplicate_of:n3-2');
+    expect(r.trainIds).toContain('n3-2');
+  });
+});

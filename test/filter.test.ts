@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { tempDir } from './support/tmp.js';
+import { chat, curate } from './support/pipeline.js';
+
+const root = tempDir('logcurate-filter-');
+const at = (day: number, hour = 12): string => new Date(Date.UTC(2024, 2, day, hour)).toISOString();
+
+describe('filter: feedback', () => {
+  // Events are written out of created_at order on purpose: "latest" means newest created_at, not last ingested.
+  const logs = [
+    chat('A', 'question a', 'answer a'),
+    chat('B', 'question b', 'answer b'),
+    chat('C', 'question c', 'answer c'),
+    chat('D', 'question d', 'answer d'),
+    chat('E', 'question e', 'answer e'),
+    { log_id: 'A', value: 5, created_at: at(1) },
+    { log_id: 'A', value: 2, created_at: at(3) },
+    { log_id: 'A', value: 4, created_at: at(2) },
+    { log_id: 'B', value: 1, created_at: at(2) },
+    { log_id: 'B', value: 4, created_at: at(1) },
+    { log_id: 'C', value: 3, created_at: at(1) },
+    // E: an undated event counts as older than any dated one.
+    { log_id: 'E', value: 1, created_at: at(1) },
+    { log_id: 'E', value: 5 },
+    // Another feedback name must not leak into `score`.
+    { log_id: 'D', name: 'thumbs', value: 1, created_at: at(1) },
+    { log_id: 'B', name: 'thumbs', value: 0, created_at: at(1) },
+  ];
+  const db = join(root, 'feedback.db');
+  const run = (feedback: Record<string, unknown>, extra: Record<string, unknown> = {}) => curate(root, { db, logs, stages: [{ filter: { feedback, ...extra } }] });
+
+  it('latest (the default) is the event with the newest created_at; no event → no_feedback', async () => {
+    // latest: A 2, B 1, C 3, E 1 (the undated 5 is older); D has no score.
+    const r = await run({ min: 3 });
+    expect(r.trainIds).toEqual(['C']);
+    expect(r.dropped).toEqual({ A: 'feedback_below_min', B: 'feedback_below_min', D: 'no_feedback', E: 'feedback_below_min' });
+    expect(r.manifest.stages[0]).toEqual({ name: 'filter', in: 5, out: 1, dropped: { feedback_below_min: 3, no_feedback: 1 } });
+    for (const row of r.lineage.filter((x) => x.status === 'dropped')) expect(row.stage).toBe('filter');
+  });
+
+  it('mean, min and max aggregate over every event', async () => {
+    // mean: A 11/3, B 2.5, C 3, E 3; min: A 2, B 1, C 3, E 1; max: A 5, B 4, C 3, E 5.
+    expect((await run({ min: 3, aggregate: 'mean' })).trainIds.sort()).toEqual(['A', 'C', 'E']);
+    expect((await run({ min: 3, aggregate: 'min' })).trainIds.sort()).toEqual(['C']);
+    const max = await run({ min: 5, aggregate: 'max' });
+    expect(max.trainIds.sort()).toEqual(['A', 'E']);
+    expect(max.dropped).toMatchObject({ B: 'feedback_below_min', C: 'feedback_below_min', D: 'no_feedback' });
+  });
+
+  it('max drops values above it, with its own reason', async () => {
+    const r = await run({ max: 3, aggregate: 'max' });
+    expect(r.trainIds).toEqual(['C']);
+    expect(r.dropped).toEqual({ A: 'feedback_above_max', B: 'feedback_above_max', D: 'no_feedback', E: 'feedback_above_max' });
+    const both = await run({ min: 2, max: 4, aggregate: 'latest' });
+    expect(both.trainIds.sort()).toEqual(['A', 'C']);
+    expect(both.dropped).toEqual({ B: 'feedback_below_min', D: 'no_feedback', E: 'feedback_below_min' });
+  });
+
+  it('require_feedback: false keeps conversations without an event, still judging those with one', async () => {
+    const r = await run({ min: 3 }, { require_feedback: false });
+    expect(r.trainIds.sort()).toEqual(['C', 'D']);
+    expect(r.dropped).toEqual({ A: 'feedback_below_min', B: 'feedback_below_min', E: 'feedback_below_min' });
+  });
+
+  it('a named feedback (thumbs) is aggregated on its own', async () => {
+    const r = await run({ name: 'thumbs', min: 1 });
+    expect(r.trainIds).toEqual(['D']);
+    expect(r.dropped).toEqual({ A: 'no_feedback', B: 'feedback_below_min', C: 'no_feedback', E: 'no_feedback' });
+  });
+
+  it('require_feedback: true without a feedback condition keeps anything that has a score', async () => {
+    const r = await curate(root, { db, logs, stages: [{ filter: { require_feedback: true } }] });
+    expect(r.trainIds.sort()).toEqual(['A', 'B', 'C', 'E']);
+    expect(r.dropped).toEqual({ D: 'no_feedback' });
+  });
+});
+
+describe('filter: every other condition, each with its reason', () => {
+  /** A conversation that passes every condition below; each test case breaks exactly one. */
+  const good = (id: string, over: Record<string, unknown> = {}) =>
+    chat(id, `question ${id}`, `answer ${id}`, { created_at: at(10), model: 'gpt-4o-2024-08-06', tags: { product: 'web', tier: 'gold' }, ...over });
+  const turns = (n: number) => Array.from({ length: n }, (_, k) => [{ role: 'user', content: `q${k}` }, { role: 'assistant', content: `a${k}` }]).flat();
+  const logs = [
+    good('keep-1'),
+    good('keep-2', { model: 'claude-3-haiku', tags: { product: 'web', tier: 'silver', extra: 'x' } }),
+    good('keep-3', { created_at: at(5, 0), model: 'gpt-4o-mini' }),
+    good('keep-4', { created_at: at(20, 0), messages: turns(2) }),
+    good('err', { status: 'error' }),
+    good('early', { created_at: at(4) }),
+    good('late', { created_at: at(21) }),
+    good('undated', { created_at: undefined }),
+    good('model', { model: 'gpt-3.5-turbo' }),
+    good('nomodel', { model: undefined }),
+    good('product', { tags: { product: 'app', tier: 'gold' } }),
+    good('tier', { tags: { product: 'web', tier: 'bronze' } }),
+    good('notags', { tags: undefined }),
+    good('few', { messages: [{ role: 'user', content: 'no answer at all' }] }),
+    good('many', { messages: turns(3) }),
+    good('content', { messages: [{ role: 'user', content: 'my PASSWORD is hunter2' }, { role: 'assistant', content: 'ok' }] }),
+    good('content2', { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'the secret   code is 12' }] }),
+    good('userlast', { messages: [...turns(1), { role: 'user', content: 'and then?' }] }),
+  ];
+  const filter = {
+    since: '2024-03-05T00:00:00Z',
+    until: '2024-03-20T00:00:00Z',
+    models: ['gpt-4o*', 'claude-3-haiku'],
+    tags: { product: 'web', tier: ['gold', 'silver'] },
+    min_turns: 1,
+    max_turns: 2,
+    exclude_content: ['\\bpassword\\b', 'secret\\s+code'],
+  };
+
+  it('drops each conversation for the condition it fails and keeps the rest', async () => {
+    const r = await curate(root, { logs, stages: [{ filter }] });
+    expect(r.trainIds.sort()).toEqual(['keep-1', 'keep-2', 'keep-3', 'keep-4']);
+    expect(r.dropped).toEqual({
+      err: 'error_status',
+      early: 'before_since',
+      late: 'after_until',
+      undated: 'no_created_at',
+      model: 'model_not_selected',
+      nomodel: 'model_not_selected',
+      product: 'tag_mismatch:product',
+      tier: 'tag_mismatch:tier',
+      notags: 'tag_mismatch:product',
+      few: 'too_few_turns',
+      many: 'too_many_turns',
+      content: 'excluded_content',
+      content2: 'excluded_content',
+      userlast: 'assistant_not_last',
+    });
+    const row = r.manifest.stages[0]!;
+    expect(row.in).toBe(logs.length);
+    expect(row.out).toBe(4);
+    expect(Object.values(row.dropped).reduce((a, b) => a + b, 0)).toBe(logs.length - 4);
+    expect(row.dropped).toMatchObject({ error_status: 1, model_not_selected: 2, excluded_content: 2, 'tag_mismatch:product': 2 });
+  });
+
+  it('exclude_errors: false and require_assistant_last: false keep what they would drop', async () => {
+    const r = await curate(root, { logs, stages: [{ filter: { exclude_errors: false, require_assistant_last: false } }] });
+    expect(r.trainIds).toContain('err');
+    expect(r.trainIds).toContain('userlast');
+    // With no conditions but the defaults, only a conversation with no assistant turn at all fails emit's check.
+    expect(r.manifest.stages[0]!.out).toBe(logs.length);
+  });
+
+  it('by default (no conditions) drops error conversations and those not ending with the assistant', async () => {
+    const r = await curate(root, { logs, stages: [{ filter: {} }] });
+    expect(r.dropped).toEqual({ err: 'error_status', few: 'assistant_not_last', userlast: 'assistant_not_last' });
+  });
+
+  it('since and until accept epoch seconds and milliseconds; a tag list value may be a number', async () => {
+    const r = await curate(root, {
+      logs: [
+        good('n1', { created_at: at(6), tags: { n: 1 } }),
+        good('n2', { created_at: at(6), tags: { n: 2 } }),
+        good('n3', { created_at: at(6), tags: { n: 3 } }),
+        good('old', { created_at: at(1), tags: { n: 1 } }),
+      ],
+      stages: [{ filter: { since: Date.UTC(2024, 2, 5) / 1000, until: Date.UTC(2024, 2, 7), tags: { n: [1, 2] } } }],
+    });
+    expect(r.trainIds.sort()).toEqual(['n1', 'n2']);
+    expect(r.dropped).toEqual({ n3: 'tag_mismatch:n', old: 'before_since' });
+  });
+});

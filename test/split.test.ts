@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runConfigFile } from '../pipeline/runner.js';
+import { jsonl, tempDir } from './support/tmp.js';
+import { chat, curate, prng, readOutputs, words, type Curated } from './support/pipeline.js';
+
+const root = tempDir('logcurate-split-');
+const rand = prng(777);
+const prompt = (): string => words(rand, 6).join(' ');
+const REFUSAL = "I'm sorry, but I can't help with that.";
+
+const EMIT = { dir: 'out', model: 'gpt-4o-mini-2024-07-18', min_examples: 0, report: false };
+
+/** Where each id landed. */
+const splitOf = (r: Curated): Map<string, string> => new Map(r.lineage.map((row) => [row.id, row.status]));
+
+function assertNoStraddle(r: Curated, keyOf: (id: string) => string | undefined): number {
+  const seen = new Map<string, string>();
+  let groups = 0;
+  for (const row of r.lineage) {
+    if (row.status === 'dropped') continue;
+    const key = keyOf(row.id);
+    if (key === undefined) continue;
+    const prev = seen.get(key);
+    if (prev === undefined) {
+      seen.set(key, row.status);
+      groups++;
+    } else expect(row.status, `${row.id} of group ${key}`).toBe(prev);
+  }
+  return groups;
+}
+
+describe('split: stable', () => {
+  it('a conversation keeps its split when more logs arrive on a later night', async () => {
+    const dir = join(root, 'nights');
+    mkdirSync(dir);
+    const night1 = Array.from({ length: 300 }, (_, k) => chat(`a${k}`, prompt(), `answer ${k}`, { user_id: `u${k % 60}` }));
+    // Night two: new conversations, some from the same users, some repeating night one's prompts word for word.
+    const night2 = [
+      ...Array.from({ length: 250 }, (_, k) => chat(`b${k}`, prompt(), `answer b${k}`, { user_id: `u${k % 60}` })),
+      ...Array.from({ length: 50 }, (_, k) => chat(`c${k}`, (night1[k * 6]!.messages as { content: string }[])[0]!.content.toUpperCase(), 'again', { user_id: `u${(k * 6) % 60}` })),
+    ];
+    writeFileSync(join(dir, 'night-1.jsonl'), jsonl(night1));
+    const db = join(dir, 'store.db');
+    for (const groupBy of ['conversation', 'user_id']) {
+      writeFileSync(
+        join(dir, `${groupBy}.json`),
+        JSON.stringify({ name: 'nightly', seed: 3, inputs: ['night-*.jsonl'], stages: [{ split: { test_fraction: 0.2, group_by: groupBy } }, { emit: EMIT }] }),
+      );
+    }
+    const run = async (groupBy: string, night: number) => {
+      const out = join(dir, `out-${groupBy}-${night}`);
+      return readOutputs(out, await runConfigFile(join(dir, `${groupBy}.json`), { db, out }));
+    };
+    const first = { conversation: await run('conversation', 1), user_id: await run('user_id', 1) };
+    writeFileSync(join(dir, 'night-2.jsonl'), jsonl(night2));
+    const second = { conversation: await run('conversation', 2), user_id: await run('user_id', 2) };
+    for (const g of ['conversation', 'user_id'] as const) {
+      const before = splitOf(first[g]);
+      const after = splitOf(second[g]);
+      expect(before.size).toBe(300);
+      expect(after.size).toBe(600);
+      const moved = [...before].filter(([id, s]) => after.get(id) !== s).map(([id]) => id);
+      expect(moved, `${g}: moved`).toEqual([]);
+      // Roughly the fraction asked for (a hash decides, not a count).
+      const nTest = [...after.values()].filter((s) => s === 'test').length;
+      expect(nTest, g).toBeGreaterThan(600 * 0.1);
+      expect(nTest, g).toBeLessThan(600 * 0.3);
+    }
+    // A repeated prompt lands where the original did.
+    for (let k = 0; k < 50; k++) expect(splitOf(second.conversation).get(`c${k}`)).toBe(splitOf(second.conversation).get(`a${k * 6}`));
+  });
+
+  it('the seed decides; the same seed gives the same split', async () => {
+    const logs = Array.from({ length: 200 }, (_, k) => chat(`s${k}`, prompt(), 'a'));
+    const a = await curate(root, { logs, seed: 1, stages: [{ split: { test_fraction: 0.3 } }] });
+    const b = await curate(root, { logs, seed: 1, stages: [{ split: { test_fraction: 0.3 } }] });
+    const c = await curate(root, { logs, seed: 2, stages: [{ split: { test_fraction: 0.3 } }] });
+    expect(a.testIds).toEqual(b.testIds);
+    expect(new Set(c.testIds)).not.toEqual(new Set(a.testIds));
+    expect(a.manifest.stages.find((s) => s.name === 'split')).toEqual({ name: 'split', in: 200, out: 200, dropped: {} });
+  });
+
+  it('test_fraction 0 puts everything in train', async () => {
+    const logs = Array.from({ length: 30 }, (_, k) => chat(`z${k}`, prompt(), 'a'));
+    const r = await curate(root, { logs, stages: [{ split: { test_fraction: 0 } }] });
+    expect(r.test).toHaveLength(0);
+    expect(r.train).toHaveLength(30);
+  });
+});
+
+describe('split: exact', () => {
+  const logs = Array.from({ length: 200 }, (_, k) => chat(`e${k}`, prompt(), 'a'));
+
+  it('hits test_size and test_fraction exactly', async () => {
+    const size = await curate(root, { logs, stages: [{ split: { method: 'exact', test_size: 37 } }] });
+    expect(size.test).toHaveLength(37);
+    expect(size.train).toHaveLength(163);
+    const frac = await curate(root, { logs, stages: [{ split: { method: 'exact', test_fraction: 0.25 } }] });
+    expect(frac.test).toHaveLength(50);
+    const odd = await curate(root, { logs: logs.slice(0, 77), stages: [{ split: { method: 'exact', test_fraction: 0.1 } }] });
+    expect(odd.test).toHaveLength(8);
+  });
+
+  it('counts only what is still alive when split runs', async () => {
+    const withDrops = [...logs, ...Array.from({ length: 40 }, (_, k) => ({ ...chat(`bad${k}`, prompt(), 'a'), status: 'error' }))];
+    const r = await curate(root, { logs: withDrops, stages: [{ filter: {} }, { split: { method: 'exact', test_fraction: 0.1 } }] });
+    expect(r.test).toHaveLength(20);
+  });
+
+  it('stratify_by refusal keeps the refusal share in both splits', async () => {
+    const strat = [
+      ...Array.from({ length: 160 }, (_, k) => chat(`ok${k}`, prompt(), 'Sure, here you go.')),
+      ...Array.from({ length: 40 }, (_, k) => chat(`no${k}`, prompt(), REFUSAL)),
+    ];
+    const r = await curate(root, { logs: strat, stages: [{ split: { method: 'exact', test_fraction: 0.25, stratify_by: 'refusal' } }] });
+    expect(r.testIds).toHaveLength(50);
+    expect(r.testIds.filter((id) => id.startsWith('no'))).toHaveLength(10);
+    expect(r.testIds.filter((id) => id.startsWith('ok'))).toHaveLength(40);
+  });
+
+  it('stratify_by tags.<key> is proportional per value', async () => {
+    const langs = [...Array(120).fill('en'), ...Array(60).fill('fr'), ...Array(20).fill('de')] as string[];
+    const strat = langs.map((lang, k) => chat(`l${k}`, prompt(), 'a', { tags: { lang } }));
+    const r = await curate(root, { logs: strat, stages: [{ split: { method: 'exact', test_fraction: 0.1, stratify_by: 'tags.lang' } }] });
+    const langOf = new Map(strat.map((c) => [c.id as string, (c.tags as { lang: string }).lang]));
+    const count = (lang: string) => r.testIds.filter((id) => langOf.get(id) === lang).length;
+    expect([count('en'), count('fr'), count('de')]).toEqual([12, 6, 2]);
+  });
+});
+
+describe('split: groups and prompts never straddle', () => {
+  const logs = Array.from({ length: 240 }, (_, k) =>
+    chat(`g${k}`, prompt(), 'a', { user_id: `user-${k % 40}`, session_id: `sess-${k % 30}`, tags: { account: `acct-${k % 25}` } }),
+  );
+  const meta = new Map(logs.map((c) => [c.id as string, c as { user_id: string; session_id: string; tags: { account: string } }]));
+
+  for (const method of ['stable', 'exact'] as const) {
+    it(`group_by user_id, session_id and tags.<key> (${method})`, async () => {
+      for (const [groupBy, keyOf, groups] of [
+        ['user_id', (id: string) => meta.get(id)?.user_id, 40],
+        ['session_id', (id: string) => meta.get(id)?.session_id, 30],
+        ['tags.account', (id: string) => meta.get(id)?.tags.account, 25],
+      ] as const) {
+        const r = await curate(root, { logs, stages: [{ split: { method, test_fraction: 0.25, group_by: groupBy } }] });
+        expect(assertNoStraddle(r, keyOf), groupBy).toBe(groups);
+        expect(r.test.length, groupBy).toBeGreaterThan(0);
+        expect(r.train.length, groupBy).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('conversations with identical normalised prompts land in the same split, across users', async () => {
+    const base = Array.from({ length: 60 }, () => prompt());
+    const pairs = base.flatMap((p, k) => [
+      chat(`p${k}-a`, p, 'first answer', { user_id: `ua${k}` }),
+      chat(`p${k}-b`, `  ${p.toUpperCase().replace(/ /g, '   ')} `, 'second answer', { user_id: `ub${k}` }),
+    ]);
+    for (const split of [{ test_fraction: 0.3 }, { method: 'exact', test_fraction: 0.3 }, { test_fraction: 0.3, group_by: 'user_id' }, { method: 'exact', test_size: 33, group_by: 'user_id' }]) {
+      const r = await curate(root, { logs: pairs, stages: [{ split }] });
+      expect(assertNoStraddle(r, (id) => id.split('-')[0]), JSON.stringify(split)).toBe(60);
+      expect(r.test.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('a group linked to another by a shared prompt moves with it as one', async () => {
+    // u1 and u2 share one prompt: all of u1's and u2's conversations must land together.
+    const shared = prompt();
+    const linked = [
+      chat('u1-a', shared, 'x', { user_id: 'u1' }),
+      chat('u1-b', prompt(), 'x', { user_id: 'u1' }),
+      chat('u2-a', shared, 'y', { user_id: 'u2' }),
+      chat('u2-b', prompt(), 'y', { user_id: 'u2' }),
+      ...Array.from({ length: 40 }, (_, k) => chat(`o${k}`, prompt(), 'z', { user_id: `o${k}` })),
+    ];
+    for (let seed = 0; seed < 5; seed++) {
+      const r = await curate(root, { logs: linked, seed, stages: [{ split: { test_fraction: 0.5, group_by: 'user_id' } }] });
+      const s = splitOf(r);
+      expect(new Set(['u1-a', 'u1-b', 'u2-a', 'u2-b'].map((id) => s.get(id))).size).toBe(1);
+    }
+  });
+});
