@@ -239,7 +239,10 @@ export function parseTimestamp(v: unknown, path: string): { text: string; ms: nu
       const n = Number(t);
       ms = Math.round(n < 1e11 ? n * 1000 : n);
     } else if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.test(t)) {
-      ms = Date.parse(t.replace(' ', 'T'));
+      // A time without a zone is UTC: Date.parse would read it in this machine's zone, and a store must not
+      // depend on where ingest ran. (A date alone is already UTC in ECMAScript.)
+      const iso = t.replace(' ', 'T');
+      ms = Date.parse(/T[\d:.]+$/i.test(iso) ? `${iso}Z` : iso);
       if (Number.isNaN(ms)) return bad;
     } else return bad;
   } else return bad;

@@ -239,7 +239,8 @@ export function createRefusalDetector(opts: RefusalDetectorOptions = {}): (text:
   const free = useDefault ? compileAlternation(FREE_PHRASES, false) : null;
   const patterns = (opts.patterns ?? []).map((src, i) => {
     try {
-      return new RegExp(src, 'i');
+      // 'u' as the config validator compiles them, so \p{…} and friends mean the same in both places.
+      return new RegExp(src, 'iu');
     } catch (e) {
       throw new Error(`patterns[${i}]: invalid regular expression ${JSON.stringify(src)}: ${(e as Error).message}`);
     }

@@ -12,7 +12,7 @@ import { countExampleTokens, getTokenizer, type Tokenizer } from '../pipeline/to
 import { checkExample } from '../pipeline/validate.js';
 import { contentText, finalAssistantText, keyText } from '../pipeline/messages.js';
 import { hashText, normalizeText } from '../pipeline/normalize.js';
-import { SPLIT_TEST } from '../pipeline/working-set.js';
+import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_TEST } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
 import { jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
 import { MESSAGE_KEYS } from '../schemas/training-example.js';
@@ -213,7 +213,10 @@ export default defineStage({
           if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(c.id);
         }
         ctx.ws.tokens[c.i] = built.tokens.total;
-        ctx.ws.line[c.i] = split.write(built.line, built.tokens, limit, detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false);
+        // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
+        const verdict = ctx.ws.refusal[c.i]!;
+        const isRefusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
+        ctx.ws.line[c.i] = split.write(built.line, built.tokens, limit, isRefusal);
       }
     } catch (err) {
       writer.abort();

@@ -121,7 +121,7 @@ export default defineStage({
       after: { count: after, rate: rate(after, nAfter) },
     };
     // Text only: a tag is not in the text. ws.refusal holds this stage's own verdicts, tags included.
-    ctx.facts.refusalDetector = p.tag === undefined ? detect : undefined;
+    ctx.facts.refusalDetector = detect;
     ctx.stats.groups = groupStats;
     ctx.stats.after_stage = ctx.facts.refusals.after;
   },

@@ -227,6 +227,27 @@ describe('ingest: nothing is lost', () => {
   });
 });
 
+describe('ingest: timestamps', () => {
+  it('reads ISO times without a zone as UTC whatever the machine zone, and epochs in seconds or milliseconds', () => {
+    const p = file(
+      'times.jsonl',
+      jsonl([
+        chat('t1', 'a', 'b', { created_at: '2024-03-05T10:00:00' }),
+        chat('t2', 'a', 'c', { created_at: '2024-03-05 10:00' }),
+        chat('t3', 'a', 'd', { created_at: '2024-03-05T12:00:00+02:00' }),
+        chat('t4', 'a', 'e', { created_at: 1709632800 }),
+        chat('t5', 'a', 'f', { created_at: 1709632800000 }),
+      ]),
+    );
+    const db = join(dir, 'tz.db');
+    expect(cli(['ingest', p, '--db', db, '--quiet'], { env: { TZ: 'America/New_York' } }).code).toBe(0);
+    const d = new Database(db, { readonly: true });
+    const ms = d.prepare('SELECT created_at_ms FROM conversations ORDER BY id').pluck().all();
+    expect(ms).toEqual([1709632800000, 1709632800000, 1709632800000, 1709632800000, 1709632800000]);
+    d.close();
+  });
+});
+
 describe('ingest: crash safety', () => {
   it('an ingest interrupted mid-file resumes to exactly the state of one clean run', async () => {
     const lines: unknown[] = [];

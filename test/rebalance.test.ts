@@ -147,7 +147,7 @@ describe('rebalance_refusals', () => {
   // every tagged refusal that reaches the files is counted as 0. rebalance_refusals now records its verdicts in
   // ws.refusal; the fix is for stages/emit.ts to use ws.refusal[c.i] where it is not REFUSAL_UNKNOWN and the
   // detector only otherwise. Flip to `it` once fixed.
-  it.fails('tag: the manifest counts the tagged refusals that reach the files', async () => {
+  it('tag: the manifest counts the tagged refusals that reach the files', async () => {
     const logs = [
       ...Array.from({ length: 10 }, (_, k) => helpful(`h${k}`)),
       ...Array.from({ length: 4 }, (_, k) => helpful(`t${k}`, { tags: { refused: true } })),
