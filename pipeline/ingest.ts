@@ -8,6 +8,7 @@
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { parse as parseCsv } from 'csv-parse';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { resolve, isAbsolute } from 'node:path';
@@ -231,7 +232,7 @@ async function ingestFile(
   const isCsv = forced === 'csv' || (forced === undefined && /\.csv(\.gz)?$/i.test(path));
   const formatKey = isCsv ? 'csv' : (forced ?? 'auto');
   const { sha256, bytes } = await fileDigest(path);
-  const prior = writer.findFile(sha256, formatKey);
+  const prior = writer.claimFile(sha256, formatKey);
   if (prior && prior.status === 'complete') {
     // Already ingested whole: recognised by digest, not re-parsed. Its lines are all already accounted for.
     return {
@@ -350,6 +351,20 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
   while (skipped.length) yield skipped.shift()!;
 }
 
+/** Whether the process that owns an in-progress row still runs (checkable only on this host). */
+function ownerAlive(pid: number | null, host: string | null): boolean {
+  if (pid === null) return false;
+  if (host !== hostname()) return true;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 interface PriorFile extends FileCounts {
   readonly id: number;
   readonly status: 'running' | 'complete';
@@ -358,6 +373,7 @@ interface PriorFile extends FileCounts {
 /** Prepared statements for the ingest hot path; one instance per store connection. */
 class IngestWriter {
   private readonly findFileStmt: Database.Statement;
+  private readonly claimStmt: Database.Statement;
   private readonly startFileStmt: Database.Statement;
   private readonly progressStmt: Database.Statement;
   private readonly finishStmt: Database.Statement;
@@ -369,11 +385,12 @@ class IngestWriter {
 
   constructor(private readonly db: Database.Database) {
     this.findFileStmt = db.prepare(
-      `SELECT id, status, lines, inserted, already_present, blank, quarantined FROM ingest_files
-       WHERE sha256 = ? AND format = ? ORDER BY status = 'complete' DESC, id LIMIT 1`,
+      `SELECT id, status, lines, inserted, already_present, blank, quarantined, pid, host FROM ingest_files
+       WHERE sha256 = ? AND format = ? ORDER BY status = 'complete' DESC, id`,
     );
+    this.claimStmt = db.prepare(`UPDATE ingest_files SET pid = ?, host = ? WHERE id = ?`);
     this.startFileStmt = db.prepare(
-      `INSERT INTO ingest_files (path, sha256, bytes, format, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
+      `INSERT INTO ingest_files (path, sha256, bytes, format, status, started_at, pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`,
     );
     this.progressStmt = db.prepare(
       `UPDATE ingest_files SET lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ? WHERE id = ?`,
@@ -403,12 +420,26 @@ class IngestWriter {
     });
   }
 
-  findFile(sha256: string, format: string): PriorFile | undefined {
-    return this.findFileStmt.get(sha256, format) as PriorFile | undefined;
+  /**
+   * The file's completed row (skip it), or an interrupted row whose process is gone, now claimed by this one
+   * (resume it), or undefined (start afresh). A row another live process is filling is never taken over: two
+   * ingests of one file at once each keep their own progress, and the store's constraints keep rows unique.
+   */
+  claimFile(sha256: string, format: string): PriorFile | undefined {
+    const claim = this.db.transaction((): PriorFile | undefined => {
+      const rows = this.findFileStmt.all(sha256, format) as (PriorFile & { pid: number | null; host: string | null })[];
+      const complete = rows.find((r) => r.status === 'complete');
+      if (complete) return complete;
+      const orphan = rows.find((r) => !ownerAlive(r.pid, r.host));
+      if (!orphan) return undefined;
+      this.claimStmt.run(process.pid, hostname(), orphan.id);
+      return orphan;
+    });
+    return claim.immediate();
   }
 
   startFile(path: string, sha256: string, bytes: number, format: string): number {
-    return Number(this.startFileStmt.run(path, sha256, bytes, format, new Date().toISOString()).lastInsertRowid);
+    return Number(this.startFileStmt.run(path, sha256, bytes, format, new Date().toISOString(), process.pid, hostname()).lastInsertRowid);
   }
 
   finishFile(fileId: number, c: FileCounts): void {

@@ -11,6 +11,8 @@ import { JobError } from './errors.js';
 
 export interface IngestFilesTable {
   id: Generated<number>;
+  pid: number | null;
+  host: string | null;
   path: string;
   sha256: string;
   bytes: number;
@@ -233,6 +235,12 @@ const MIGRATIONS: readonly string[] = [
     assistant INTEGER NOT NULL,
     PRIMARY KEY (encoding, example_sha256)
   ) WITHOUT ROWID;
+  `,
+  // v3: which process owns an in-progress file, so a concurrent ingest of the same file never takes over a live
+  // one's progress row (only a dead process's row is resumed).
+  `
+  ALTER TABLE ingest_files ADD COLUMN pid INTEGER;
+  ALTER TABLE ingest_files ADD COLUMN host TEXT;
   `,
 ];
 

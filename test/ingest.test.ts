@@ -312,6 +312,37 @@ describe('ingest: crash safety', () => {
   });
 });
 
+describe('ingest: two processes, one file', () => {
+  it('each keeps its own accounting; together they insert every line exactly once', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('./support/tmp.js');
+    const lines: unknown[] = [];
+    for (let i = 0; i < 20_000; i++) lines.push(chat(`c${i}`, `concurrent question ${i} `.repeat(4), `answer ${i}`));
+    const p = file('concurrent.jsonl', jsonl(lines));
+    const db = join(dir, 'concurrent.db');
+    const run = () =>
+      new Promise<{ code: number | null; out: string }>((res) => {
+        const child = spawn(process.execPath, [CLI, 'ingest', p, '--db', db, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('close', (code) => res({ code, out }));
+      });
+    const [a, b] = await Promise.all([run(), run()]);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    const ta = JSON.parse(a.out).totals;
+    const tb = JSON.parse(b.out).totals;
+    expect(ta.lines).toBe(20_000);
+    expect(tb.lines).toBe(20_000);
+    expect(ta.inserted + tb.inserted).toBe(20_000);
+    expect(ta.inserted + ta.already_present).toBe(20_000);
+    const d = new Database(db, { readonly: true });
+    expect(d.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(20_000);
+    expect(d.prepare("SELECT count(*) FROM ingest_files WHERE status != 'complete'").pluck().get()).toBe(0);
+    d.close();
+  });
+});
+
 describe('ingest: worker thread', () => {
   it('preparing on a worker (large inputs) and inline (small) leave identical stores', () => {
     const lines: unknown[] = [];
