@@ -32,6 +32,7 @@ export interface ConversationRow {
   extra: string | null;
   n_messages: number;
   n_assistant: number;
+  last_role: string | null;
 }
 
 export type Prepared =
@@ -81,6 +82,7 @@ export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
       extra: c.extra === null ? null : JSON.stringify(c.extra),
       n_messages: c.messages.length,
       n_assistant: c.nAssistant,
+      last_role: lastRole(c.messages),
     },
   };
 }
@@ -101,4 +103,9 @@ export function prepareBatch(b: PackedBatch): Prepared[] {
     out[i] = prepareUnit({ raw, csv: b.csv[i], csvError: b.csvError[i] }, b.forced);
   }
   return out;
+}
+
+function lastRole(messages: readonly unknown[]): string | null {
+  const last = messages[messages.length - 1] as { role?: unknown } | undefined;
+  return typeof last?.role === 'string' ? last.role : null;
 }

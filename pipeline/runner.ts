@@ -4,6 +4,7 @@
  * (`run_stages`), so `explain` and `lineage.jsonl` can answer "why was this dropped?".
  */
 import { randomBytes } from 'node:crypto';
+import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
 import { openStore, resolveStorePath, type Store } from './store.js';
@@ -215,52 +216,95 @@ function aggregateFeedback(store: Store, ws: WorkingSet, name: string, aggregate
 
 const SCAN_PAGE = 2000;
 
+type ScanRow = [number, string, string, string | null, 'ok' | 'error', number | null, string | null, string | null, string | null, string | null, string, number, number, string | null];
+
+const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role`;
+
 function* scanConversations(store: Store, ws: WorkingSet, transforms: readonly Transform[], progress: Progress, label: string): Generator<ScannedConversation> {
-  const page = store.sqlite
-    .prepare(
-      `SELECT pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line
-       FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk LIMIT ${SCAN_PAGE}`,
-    )
-    .raw();
   const n = ws.size;
-  if (n === 0) return;
+  if (n === 0 || ws.alive === 0) return;
+  const statements = new Map<number, ReturnType<Database.Database['prepare']>>();
+  const pageQuery = (size: number) => {
+    let st = statements.get(size);
+    if (!st) {
+      st = store.sqlite.prepare(`SELECT ${SCAN_COLUMNS} FROM conversations WHERE pk IN (${'?,'.repeat(size - 1)}?) ORDER BY pk`).raw();
+      statements.set(size, st);
+    }
+    return st;
+  };
   const task = progress.task(label, { total: ws.alive, unit: 'items' });
-  const maxPk = ws.pks[n - 1]!;
-  let after = 0;
-  let k = 0;
+  const pks: number[] = [];
+  const idx: number[] = [];
   try {
-    for (;;) {
+    let i = 0;
+    while (i < n) {
+      // Only the rows still alive are read: after the first filter most of the store is usually gone.
+      pks.length = 0;
+      idx.length = 0;
+      for (; i < n && pks.length < SCAN_PAGE; i++) {
+        if (!ws.isAlive(i)) continue;
+        pks.push(ws.pks[i]!);
+        idx.push(i);
+      }
+      if (pks.length === 0) break;
       // Pages, not one long iterator: a stage may query the store between conversations.
-      const rows = page.all(after, maxPk) as [number, string, string, string | null, 'ok' | 'error', number | null, string | null, string | null, string | null, string | null, string, number][];
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]![0];
-      for (const r of rows) {
-        const pk = r[0];
-        while (k < n && ws.pks[k]! < pk) k++;
-        if (k >= n || ws.pks[k] !== pk || !ws.isAlive(k)) continue;
-        const base = {
-          i: k,
-          pk,
-          id: r[1],
-          tools: r[3] === null ? null : (JSON.parse(r[3]) as unknown[]),
-          status: r[4],
-          createdAtMs: r[5],
-          model: r[6],
-          userId: r[7],
-          sessionId: r[8],
-          tags: r[9] === null ? null : (JSON.parse(r[9]) as Record<string, unknown>),
-          sourceFile: r[10],
-          sourceLine: r[11],
-        };
-        let messages = JSON.parse(r[2]) as readonly Message[];
-        for (const t of transforms) messages = t(messages, base);
+      const rows = pageQuery(pks.length).all(pks) as ScanRow[];
+      for (let r = 0; r < rows.length; r++) {
+        const row = rows[r]!;
+        const k = idx[r]!;
+        if (ws.pks[k] !== row[0] || !ws.isAlive(k)) continue;
         task.tick(1);
-        yield { ...base, messages };
+        yield scanned(k, row, transforms);
       }
     }
   } finally {
     task.done();
   }
+}
+
+/** One scanned conversation; messages are parsed (and transformed) only when a stage reads them. */
+function scanned(k: number, r: ScanRow, transforms: readonly Transform[]): ScannedConversation {
+  const base = {
+    i: k,
+    pk: r[0],
+    id: r[1],
+    tools: r[3] === null ? null : (JSON.parse(r[3]) as unknown[]),
+    status: r[4],
+    createdAtMs: r[5],
+    model: r[6],
+    userId: r[7],
+    sessionId: r[8],
+    tags: r[9] === null ? null : (JSON.parse(r[9]) as Record<string, unknown>),
+    sourceFile: r[10],
+    sourceLine: r[11],
+  };
+  let messages: readonly Message[] | undefined;
+  const load = (): readonly Message[] => {
+    if (messages === undefined) {
+      let m = JSON.parse(r[2]) as readonly Message[];
+      for (const t of transforms) m = t(m, base);
+      messages = m;
+    }
+    return messages;
+  };
+  // Transforms only add or remove system messages and rewrite text, but a removed trailing system message
+  // changes the last role: the stored columns are exact only while no transform has run.
+  const exact = transforms.length === 0 && r[13] !== null;
+  return {
+    ...base,
+    get messages() {
+      return load();
+    },
+    get lastRole() {
+      if (exact) return r[13];
+      const m = load();
+      return m.length === 0 ? null : m[m.length - 1]!.role;
+    },
+    get assistantTurns() {
+      if (exact) return r[12];
+      return load().reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
+    },
+  };
 }
 
 function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageNames: readonly string[]): void {

@@ -26,7 +26,11 @@ export interface ScannedConversation {
   readonly i: number;
   readonly pk: number;
   readonly id: string;
+  /** Parsed on first access (and then kept), with earlier stages' transforms applied. */
   readonly messages: readonly Message[];
+  /** The last message's role and the number of assistant turns, without parsing when no transform ran yet. */
+  readonly lastRole: string | null;
+  readonly assistantTurns: number;
   readonly tools: readonly unknown[] | null;
   readonly status: 'ok' | 'error';
   readonly createdAtMs: number | null;
@@ -39,7 +43,7 @@ export interface ScannedConversation {
 }
 
 /** A pure rewrite of a conversation's messages (redaction, system prompts), applied lazily on every later scan. */
-export type Transform = (messages: readonly Message[], conv: Omit<ScannedConversation, 'messages'>) => readonly Message[];
+export type Transform = (messages: readonly Message[], conv: Omit<ScannedConversation, 'messages' | 'lastRole' | 'assistantTurns'>) => readonly Message[];
 
 export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
 

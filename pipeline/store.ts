@@ -45,6 +45,7 @@ export interface ConversationsTable {
   extra: string | null;
   n_messages: number;
   n_assistant: number;
+  last_role: string | null;
   source_file: string;
   source_line: number;
 }
@@ -241,6 +242,11 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE ingest_files ADD COLUMN pid INTEGER;
   ALTER TABLE ingest_files ADD COLUMN host TEXT;
+  `,
+  // v4: the last message's role, so filter can decide require_assistant_last without parsing messages.
+  `
+  ALTER TABLE conversations ADD COLUMN last_role TEXT;
+  UPDATE conversations SET last_role = json_extract(messages, '$[#-1].role');
   `,
 ];
 

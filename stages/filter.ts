@@ -62,7 +62,7 @@ export default defineStage({
       if (reason) ctx.drop(c.i, reason);
     }
 
-    function decide(c: { i: number; status: string; createdAtMs: number | null; model: string | null; tags: Readonly<Record<string, unknown>> | null; messages: readonly Message[] }): string | null {
+    function decide(c: { i: number; status: string; createdAtMs: number | null; model: string | null; tags: Readonly<Record<string, unknown>> | null; messages: readonly Message[]; lastRole: string | null; assistantTurns: number }): string | null {
       if (p.exclude_errors && c.status === 'error') return 'error_status';
       if (fb) {
         const v = fb[c.i]!;
@@ -86,10 +86,10 @@ export default defineStage({
         const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, key) ? c.tags[key] : undefined;
         if (v === undefined || v === null || !allowed.includes(String(v))) return `tag_mismatch:${key}`;
       }
-      const turns = c.messages.reduce((n, m) => n + (m.role === 'assistant' ? 1 : 0), 0);
+      const turns = c.assistantTurns;
       if (p.min_turns !== undefined && turns < p.min_turns) return 'too_few_turns';
       if (p.max_turns !== undefined && turns > p.max_turns) return 'too_many_turns';
-      if (p.require_assistant_last && c.messages[c.messages.length - 1]?.role !== 'assistant') return 'assistant_not_last';
+      if (p.require_assistant_last && c.lastRole !== 'assistant') return 'assistant_not_last';
       if (excludes && c.messages.some((m) => excludes.some((re) => re.test(contentText(m.content))))) return 'excluded_content';
       return null;
     }
