@@ -137,7 +137,7 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
         progress,
         facts,
         stats,
-        scan: (label) => scanConversations(store, ws, [...transforms], progress, label ?? stage.name),
+        scan: (label, scanOpts) => scanConversations(store, ws, [...transforms], progress, label ?? stage.name, scanOpts?.messages !== false),
         drop: (i, reason) => {
           ws.drop(i, s, reason);
           const cat = reasonCategory(reason);
@@ -216,45 +216,33 @@ function aggregateFeedback(store: Store, ws: WorkingSet, name: string, aggregate
 
 const SCAN_PAGE = 2000;
 
-type ScanRow = [number, string, string, string | null, 'ok' | 'error', number | null, string | null, string | null, string | null, string | null, string, number, number, string | null];
+type ScanRow = [number, string, string | null, string | null, 'ok' | 'error', number | null, string | null, string | null, string | null, string | null, string, number, number, string | null];
 
 const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role`;
 
-function* scanConversations(store: Store, ws: WorkingSet, transforms: readonly Transform[], progress: Progress, label: string): Generator<ScannedConversation> {
+function* scanConversations(
+  store: Store,
+  ws: WorkingSet,
+  transforms: readonly Transform[],
+  progress: Progress,
+  label: string,
+  withMessages: boolean,
+): Generator<ScannedConversation> {
   const n = ws.size;
   if (n === 0 || ws.alive === 0) return;
-  const statements = new Map<number, ReturnType<Database.Database['prepare']>>();
-  const pageQuery = (size: number) => {
-    let st = statements.get(size);
-    if (!st) {
-      st = store.sqlite.prepare(`SELECT ${SCAN_COLUMNS} FROM conversations WHERE pk IN (${'?,'.repeat(size - 1)}?) ORDER BY pk`).raw();
-      statements.set(size, st);
-    }
-    return st;
-  };
+  // After a transform, roles and turn counts come from the parsed messages: fetch them in bulk then.
+  const columns = withMessages || transforms.length > 0 ? SCAN_COLUMNS : SCAN_COLUMNS.replace('messages', 'NULL');
+  const oneMessages = store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck();
   const task = progress.task(label, { total: ws.alive, unit: 'items' });
-  const pks: number[] = [];
-  const idx: number[] = [];
   try {
-    let i = 0;
-    while (i < n) {
-      // Only the rows still alive are read: after the first filter most of the store is usually gone.
-      pks.length = 0;
-      idx.length = 0;
-      for (; i < n && pks.length < SCAN_PAGE; i++) {
-        if (!ws.isAlive(i)) continue;
-        pks.push(ws.pks[i]!);
-        idx.push(i);
-      }
-      if (pks.length === 0) break;
-      // Pages, not one long iterator: a stage may query the store between conversations.
-      const rows = pageQuery(pks.length).all(pks) as ScanRow[];
-      for (let r = 0; r < rows.length; r++) {
-        const row = rows[r]!;
-        const k = idx[r]!;
-        if (ws.pks[k] !== row[0] || !ws.isAlive(k)) continue;
+    // Mostly alive (the first stages): walk pk ranges. Mostly dropped: read only the live rows by pk, so the
+    // later stages do not pay for what the filter removed.
+    const rows = ws.alive * 2 > n ? rangePages(store, ws, columns) : alivePages(store, ws, columns);
+    for (const page of rows) {
+      for (const [k, row] of page) {
+        if (!ws.isAlive(k)) continue;
         task.tick(1);
-        yield scanned(k, row, transforms);
+        yield scanned(k, row, transforms, oneMessages);
       }
     }
   } finally {
@@ -262,49 +250,102 @@ function* scanConversations(store: Store, ws: WorkingSet, transforms: readonly T
   }
 }
 
-/** One scanned conversation; messages are parsed (and transformed) only when a stage reads them. */
-function scanned(k: number, r: ScanRow, transforms: readonly Transform[]): ScannedConversation {
-  const base = {
+/** Pages of [working-set index, row], read by pk range; rows not alive are skipped. */
+function* rangePages(store: Store, ws: WorkingSet, columns: string): Generator<[number, ScanRow][]> {
+  const stmt = store.sqlite.prepare(`SELECT ${columns} FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk LIMIT ${SCAN_PAGE}`).raw();
+  const n = ws.size;
+  const maxPk = ws.pks[n - 1]!;
+  let after = 0;
+  let k = 0;
+  for (;;) {
+    // Pages, not one long iterator: a stage may query the store between conversations.
+    const rows = stmt.all(after, maxPk) as ScanRow[];
+    if (rows.length === 0) return;
+    after = rows[rows.length - 1]![0];
+    const page: [number, ScanRow][] = [];
+    for (const r of rows) {
+      while (k < n && ws.pks[k]! < r[0]) k++;
+      if (k < n && ws.pks[k] === r[0] && ws.isAlive(k)) page.push([k, r]);
+    }
+    yield page;
+  }
+}
+
+/** Pages of [working-set index, row] for the live rows only, fetched by pk lists. */
+function* alivePages(store: Store, ws: WorkingSet, columns: string): Generator<[number, ScanRow][]> {
+  const statements = new Map<number, Database.Statement>();
+  const query = (size: number): Database.Statement => {
+    let st = statements.get(size);
+    if (!st) statements.set(size, (st = store.sqlite.prepare(`SELECT ${columns} FROM conversations WHERE pk IN (${'?,'.repeat(size - 1)}?) ORDER BY pk`).raw()));
+    return st;
+  };
+  const n = ws.size;
+  let i = 0;
+  while (i < n) {
+    const pks: number[] = [];
+    const idx: number[] = [];
+    for (; i < n && pks.length < SCAN_PAGE; i++) {
+      if (!ws.isAlive(i)) continue;
+      pks.push(ws.pks[i]!);
+      idx.push(i);
+    }
+    if (pks.length === 0) return;
+    const rows = query(pks.length).all(pks) as ScanRow[];
+    const page: [number, ScanRow][] = [];
+    rows.forEach((r, j) => {
+      // Checked again: a stage may have dropped some of this page while consuming the previous one.
+      if (ws.isAlive(idx[j]!)) page.push([idx[j]!, r]);
+    });
+    yield page;
+  }
+}
+
+/** One scanned conversation; messages, tools and tags are parsed only when a stage reads them. */
+function scanned(k: number, r: ScanRow, transforms: readonly Transform[], oneMessages: Database.Statement): ScannedConversation {
+  let tools: readonly unknown[] | null | undefined;
+  let tags: Record<string, unknown> | null | undefined;
+  let messages: readonly Message[] | undefined;
+  // Transforms only add or remove system messages and rewrite text, but a removed trailing system message
+  // changes the last role: the stored columns are exact only while no transform has run.
+  const exact = transforms.length === 0 && r[13] !== null;
+  const conv: ScannedConversation = {
     i: k,
     pk: r[0],
     id: r[1],
-    tools: r[3] === null ? null : (JSON.parse(r[3]) as unknown[]),
     status: r[4],
     createdAtMs: r[5],
     model: r[6],
     userId: r[7],
     sessionId: r[8],
-    tags: r[9] === null ? null : (JSON.parse(r[9]) as Record<string, unknown>),
     sourceFile: r[10],
     sourceLine: r[11],
-  };
-  let messages: readonly Message[] | undefined;
-  const load = (): readonly Message[] => {
-    if (messages === undefined) {
-      let m = JSON.parse(r[2]) as readonly Message[];
-      for (const t of transforms) m = t(m, base);
-      messages = m;
-    }
-    return messages;
-  };
-  // Transforms only add or remove system messages and rewrite text, but a removed trailing system message
-  // changes the last role: the stored columns are exact only while no transform has run.
-  const exact = transforms.length === 0 && r[13] !== null;
-  return {
-    ...base,
+    get tools() {
+      if (tools === undefined) tools = r[3] === null ? null : (JSON.parse(r[3]) as unknown[]);
+      return tools;
+    },
+    get tags() {
+      if (tags === undefined) tags = r[9] === null ? null : (JSON.parse(r[9]) as Record<string, unknown>);
+      return tags;
+    },
     get messages() {
-      return load();
+      if (messages === undefined) {
+        let m = JSON.parse(r[2] ?? (oneMessages.get(r[0]) as string)) as readonly Message[];
+        for (const t of transforms) m = t(m, conv);
+        messages = m;
+      }
+      return messages;
     },
     get lastRole() {
       if (exact) return r[13];
-      const m = load();
+      const m = conv.messages;
       return m.length === 0 ? null : m[m.length - 1]!.role;
     },
     get assistantTurns() {
       if (exact) return r[12];
-      return load().reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
+      return conv.messages.reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
     },
   };
+  return conv;
 }
 
 function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageNames: readonly string[]): void {

@@ -45,6 +45,14 @@ export interface ScannedConversation {
 /** A pure rewrite of a conversation's messages (redaction, system prompts), applied lazily on every later scan. */
 export type Transform = (messages: readonly Message[], conv: Omit<ScannedConversation, 'messages' | 'lastRole' | 'assistantTurns'>) => readonly Message[];
 
+export interface ScanOptions {
+  /**
+   * false when the stage will not read message text: the (large) messages column is then not fetched, and a
+   * stray access still works, one row at a time.
+   */
+  readonly messages?: boolean;
+}
+
 export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
 
 /** Facts a stage reports for the manifest and the report (refusal rates, PII counts, duplicate clusters). */
@@ -75,7 +83,7 @@ export interface StageContext {
   /** Stage-specific statistics, saved with the stage's funnel row. */
   readonly stats: Record<string, unknown>;
   /** Streams the conversations still alive, in working-set order, with earlier transforms applied. */
-  scan(label?: string): Generator<ScannedConversation>;
+  scan(label?: string, opts?: ScanOptions): Generator<ScannedConversation>;
   /** Drops conversation `i` with a reason (`no_feedback`, `duplicate_of:<id>`, …). */
   drop(i: number, reason: string): void;
   /** Aggregated feedback per working-set index (NaN where the conversation has no such event). */

@@ -57,7 +57,8 @@ export default defineStage({
     const excludes = p.exclude_content?.map((src) => new RegExp(src, 'iu'));
     const feedbackName = p.feedback?.name ?? 'score';
 
-    for (const c of ctx.scan('filter')) {
+    // Message text is needed only for exclude_content; roles and turn counts come from the store's columns.
+    for (const c of ctx.scan('filter', { messages: excludes !== undefined })) {
       const reason = decide(c);
       if (reason) ctx.drop(c.i, reason);
     }
