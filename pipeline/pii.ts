@@ -79,11 +79,12 @@ const PHONE_INTL_RE = new RegExp(
   'g',
 );
 
-// North American: `(415) 555-2671`, `415-555-2671`, `415.555.2671`, `415 555 2671`, optionally `+1`/`1`
-// in front. NANP area codes and exchanges never start with 0 or 1, which keeps counting sequences like
-// `123-456-7890` and most spaced-out numbers in prose out (dates are 4-2-2 and never match the 3-3-4).
+// North American shape: `(415) 555-2671`, `415-555-2671`, `415.555.2671`, `415 555 2671`, optionally
+// `+1`/`1` in front. Any digits: a made-up or test number (`555-123-4567`, `123-456-7890`) in a user's message is
+// still shaped like a phone number, and a leaked number costs more than a redacted order number. Dates (4-2-2)
+// never match the 3-3-4 shape.
 const PHONE_US_RE = new RegExp(
-  String.raw`${NUM_LEFT}(?:\+?1[ .-]?)?(?:\([2-9]\d\d\)[ .-]?|[2-9]\d\d([ .-]))[2-9]\d\d([ .-])\d{4}(?![\w]|[.-]?\d)`,
+  String.raw`${NUM_LEFT}(?:\+?1[ .-]?)?(?:\(\d\d\d\)[ .-]?|\d\d\d([ .-]))\d\d\d([ .-])\d{4}(?![\w]|[.-]?\d)`,
   'g',
 );
 
@@ -170,7 +171,9 @@ function findCards(text: string, out: PiiMatch[]): void {
 
 // Area 000, 666 and 900–999, group 00 and serial 0000 are never issued; excluding them keeps most
 // made-up and structural numbers out.
-const SSN_RE = /(?<![\w.,+#$€£/-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w]|[.-]?\d)/g;
+// By shape, not by the SSA's allocation rules: `000-12-3456` or `900-12-3456` in a log is still someone's
+// number written down (or a test value nobody should train on), and redacting it costs nothing.
+const SSN_RE = /(?<![\w.,+#$€£/-])\d{3}-\d{2}-\d{4}(?![\w]|[.-]?\d)/g;
 
 // ---------------------------------------------------------------------------------------------------
 // IP addresses
