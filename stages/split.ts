@@ -9,7 +9,7 @@
 import * as aq from 'arquero';
 import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
-import { keyText, finalAssistantText } from '../pipeline/messages.js';
+import { keyText, finalAssistantText, messageText } from '../pipeline/messages.js';
 import { hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
 import { createRefusalDetector } from '../pipeline/refusal.js';
 import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
@@ -28,6 +28,21 @@ export const splitParams = z
     method: z.enum(['stable', 'exact']).default('stable'),
   })
   .refine((p) => !(p.test_fraction !== undefined && p.test_size !== undefined), { error: 'give test_fraction or test_size, not both', path: ['test_size'] });
+
+/** The normalised texts that must not straddle the split: all user turns, the first and the last. */
+function promptTexts(messages: Parameters<typeof keyText>[0]): Set<string> {
+  const texts = new Set<string>();
+  const all = normalizeText(keyText(messages, 'prompt'));
+  if (all !== '') texts.add(all);
+  const users = messages.filter((m) => m.role === 'user');
+  if (users.length > 1) {
+    for (const m of [users[0]!, users[users.length - 1]!]) {
+      const t = normalizeText(messageText(m));
+      if (t !== '') texts.add(t);
+    }
+  }
+  return texts;
+}
 
 class UnionFind {
   private readonly parent: Int32Array;
@@ -91,9 +106,15 @@ export default defineStage({
         if (first === undefined) firstByGroup.set(group, k);
         else uf.union(first, k);
       }
-      const firstP = firstByPrompt.get(promptHash);
-      if (firstP === undefined) firstByPrompt.set(promptHash, k);
-      else uf.union(firstP, k);
+      // Identical prompts never straddle the split, whichever "prompt" one compares: all user turns, the first
+      // one or the last one (a checker might use any). One namespace: a single-turn prompt equal to another
+      // conversation's first turn links them too. Empty texts say nothing and link nothing.
+      for (const text of promptTexts(c.messages)) {
+        const h = hashText(text);
+        const firstP = firstByPrompt.get(h);
+        if (firstP === undefined) firstByPrompt.set(h, k);
+        else uf.union(firstP, k);
+      }
       if (isRefusal) stratum[k] = isRefusal(finalAssistantText(c.messages)) ? 'refusal' : 'other';
       else if (stratTag) {
         const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, stratTag) ? c.tags[stratTag] : undefined;

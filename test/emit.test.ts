@@ -653,17 +653,21 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
     expect(train[1]!.prompt!.startsWith('system: You answer questions.\n\nuser: T2 world')).toBe(true);
   });
 
-  it('truncate: a prompt that truncation makes equal to one in the other split is reported', async () => {
-    // A and B differ in their first turns, so split may separate them; truncated, both are "What now?".
+  it('truncate: prompts that truncation makes equal were already kept in one split (the last user turn links them)', async () => {
+    // A and B differ in their first turns; truncated, both are "What now?". split links conversations that share
+    // their last user turn, which truncation always keeps, so the two can never straddle train and test.
     const both = [
       { id: 'A', messages: [user(`First topic ${words(4200)}`), assistant('ok A'), user('What now?'), assistant('Answer A')] },
       { id: 'B', messages: [user(`Second topic ${words(4200)}`), assistant('ok B'), user('What now?'), assistant('Answer B')] },
     ];
-    const p = project('limit-truncate-leak', both, [{ split: { test_fraction: 0.5 } }, emit({ model: 'davinci-002', over_limit: 'truncate' })], { seed: 0 });
-    const r = await p.run();
-    expect(r.code, r.stderr).toBe(0);
-    expect(lineage(p.out).map((x) => `${x.id}:${x.status}`)).toEqual(['A:test', 'B:train']);
-    expect(r.manifest.warnings).toContain("1 prompt(s) are in both train and test after truncation: a truncated example's remaining prompt matches one in the other split");
+    for (const seed of [0, 1, 2, 3]) {
+      const p = project(`limit-truncate-leak-${seed}`, both, [{ split: { test_fraction: 0.5 } }, emit({ model: 'davinci-002', over_limit: 'truncate', min_examples: 0 })], { seed });
+      const r = await p.run();
+      expect(r.code, r.stderr).toBe(0);
+      const statuses = new Set(lineage(p.out).map((x) => x.status));
+      expect(statuses.size).toBe(1);
+      expect(r.manifest.warnings.join('\n')).not.toMatch(/in both train and test/);
+    }
   });
 
   it('fail: exit 1 naming the conversation; the previous files stay as they were', async () => {

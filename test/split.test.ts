@@ -181,3 +181,32 @@ describe('split: groups and prompts never straddle', () => {
     }
   });
 });
+
+describe('split: no notion of "prompt" straddles train and test', () => {
+  it('links conversations that share their first or their last user turn, not only all of them', async () => {
+    const logs: unknown[] = [];
+    for (let g = 0; g < 40; g++) {
+      const opener = `opening question number ${g} ${prompt()}`;
+      const closer = `closing question number ${g} ${prompt()}`;
+      // Same first turn, different follow-ups; then same last turn, different openers.
+      logs.push({ id: `f${g}a`, messages: [{ role: 'user', content: opener }, { role: 'assistant', content: 'a' }, { role: 'user', content: prompt() }, { role: 'assistant', content: 'b' }] });
+      logs.push({ id: `f${g}b`, messages: [{ role: 'user', content: opener.toUpperCase() }, { role: 'assistant', content: 'c' }, { role: 'user', content: prompt() }, { role: 'assistant', content: 'd' }] });
+      logs.push({ id: `l${g}a`, messages: [{ role: 'user', content: prompt() }, { role: 'assistant', content: 'e' }, { role: 'user', content: closer }, { role: 'assistant', content: 'f' }] });
+      logs.push({ id: `l${g}b`, messages: [{ role: 'user', content: closer }, { role: 'assistant', content: 'g' }] });
+    }
+    for (const method of ['stable', 'exact']) {
+      const r = await curate(root, { logs, stages: [{ split: { test_fraction: 0.5, method } }], emit: EMIT, seed: 11 });
+      const groups = assertNoStraddle(r, (id) => id.slice(0, -1));
+      expect(groups).toBe(80);
+      expect(r.testIds.length).toBeGreaterThan(0);
+      expect(r.trainIds.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('conversations without any user turn are not all linked into one group', async () => {
+    const logs = Array.from({ length: 60 }, (_, k) => ({ id: `s${k}`, messages: [{ role: 'system', content: 'sys' }, { role: 'assistant', content: `unprompted ${k}` }] }));
+    const r = await curate(root, { logs, stages: [{ filter: { require_assistant_last: true } }, { split: { test_fraction: 0.5, method: 'exact' } }], emit: EMIT });
+    expect(r.testIds.length).toBe(30);
+    expect(r.trainIds.length).toBe(30);
+  });
+});
