@@ -241,6 +241,15 @@ export function countExampleTokens(
   return { total, assistant };
 }
 
+/**
+ * The legacy `openai_completion` shape (SPEC §4): SPEC §5's formula is for chat messages; a prompt/completion
+ * pair counts its two texts. `assistant` is the completion. Emit and validate both call this.
+ */
+export function countCompletionTokens(ex: { readonly prompt: string; readonly completion: string }, tok: Tokenizer): { total: number; assistant: number } {
+  const assistant = tok.count(ex.completion);
+  return { total: tok.count(ex.prompt) + assistant, assistant };
+}
+
 function functionTokens(fn: FunctionLike | null | undefined, tok: Tokenizer): number {
   if (!fn) return 0;
   return tok.count(fieldText(fn.name)) + tok.count(fieldText(fn.arguments));

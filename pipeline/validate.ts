@@ -8,7 +8,7 @@ import { MESSAGE_KEYS, ROLES, TrainingExampleSchema } from '../schemas/training-
 import { canonicalJson } from './canonical.js';
 import { decodeUtf8, isBlank, readLines } from './lines.js';
 import { autoEpochs, estimateCostUsd, resolveModel, type EncodingName } from './models.js';
-import { countExampleTokens, getTokenizer, tokenStats, type ChatMessageLike } from './tokens.js';
+import { countCompletionTokens, countExampleTokens, getTokenizer, tokenStats, type ChatMessageLike } from './tokens.js';
 
 export type ValidationErrorKind =
   | 'data_type'
@@ -131,6 +131,27 @@ export function checkExample(value: unknown): ValidationError[] {
   return parsed.error.issues.map((issue) => ({ kind: 'data_type' as const, message: `${formatPath(issue.path)}: ${issue.message}` }));
 }
 
+/** A `{prompt, completion}` line without `messages`: the legacy completion format. */
+function isCompletionShape(value: unknown): boolean {
+  return isObject(value) && !('messages' in value) && 'prompt' in value && 'completion' in value;
+}
+
+/** The legacy format's checks: two strings, a non-empty completion, no other keys. */
+export function checkCompletionExample(value: unknown): ValidationError[] {
+  if (!isObject(value)) return [{ kind: 'data_type', message: `expected a JSON object, got ${kindOf(value)}` }];
+  const errors: ValidationError[] = [];
+  for (const key of Object.keys(value)) {
+    if (key !== 'prompt' && key !== 'completion') {
+      errors.push({ kind: 'message_unrecognized_key', message: `${key}: unrecognized key in a prompt/completion example; expected only prompt and completion` });
+    }
+  }
+  if (typeof value.prompt !== 'string') errors.push({ kind: 'data_type', message: `prompt: expected a string, got ${kindOf(value.prompt)}` });
+  if (typeof value.completion !== 'string' || value.completion === '') {
+    errors.push({ kind: 'missing_content', message: `completion: expected a non-empty string, got ${kindOf(value.completion)}` });
+  }
+  return errors;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Files
 
@@ -210,6 +231,7 @@ export async function validateFile(path: string, opts: { model?: string; pricePe
   const firstLineOf = new Map<string, number>();
   const duplicates: { line: number; of: number }[] = [];
 
+  let fileIsLegacy: boolean | undefined;
   for await (const { lineNo, bytes } of readLines(path)) {
     const text = decodeUtf8(bytes);
     if (text === null) {
@@ -229,19 +251,29 @@ export async function validateFile(path: string, opts: { model?: string; pricePe
       addError(lineNo, 'invalid_json', `not valid JSON: ${(err as Error).message}`);
       continue;
     }
-    const found = checkExample(value);
+    // A file is in the legacy shape (emit's openai_completion) when its first example is; then every line is
+    // held to that shape, and in a chat file a stray prompt/completion line is a missing_messages_list error.
+    fileIsLegacy ??= isCompletionShape(value);
+    const legacy = fileIsLegacy;
+    const found = legacy ? checkCompletionExample(value) : checkExample(value);
     if (found.length > 0) {
       for (const e of found) addError(lineNo, e.kind, e.message);
       continue;
     }
 
-    const messages = (value as { messages: ChatMessageLike[] }).messages;
-    const counted = countExampleTokens(messages, tok);
+    let counted: { total: number; assistant: number };
+    if (legacy) {
+      counted = countCompletionTokens(value as { prompt: string; completion: string }, tok);
+      if ((value as { prompt: string }).prompt === '') noPromptLines.push(lineNo);
+    } else {
+      const messages = (value as { messages: ChatMessageLike[] }).messages;
+      counted = countExampleTokens(messages, tok);
+      if (!messages.some((m) => m.role === 'system' || m.role === 'user')) noPromptLines.push(lineNo);
+    }
     totals.push(counted.total);
     assistant += counted.assistant;
     if (limit !== null && counted.total > limit) overLimitLines.push(lineNo);
     billing += limit === null ? counted.total : Math.min(limit, counted.total);
-    if (!messages.some((m) => m.role === 'system' || m.role === 'user')) noPromptLines.push(lineNo);
 
     const digest = createHash('sha256').update(canonicalJson(value)).digest('base64');
     const first = firstLineOf.get(digest);

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type Message } from '../pipeline/stage.js';
 import { resolveModel } from '../pipeline/models.js';
-import { countExampleTokens, getTokenizer, type Tokenizer } from '../pipeline/tokens.js';
+import { countCompletionTokens, countExampleTokens, getTokenizer, type Tokenizer } from '../pipeline/tokens.js';
 import { checkExample } from '../pipeline/validate.js';
 import { contentText, finalAssistantText, keyText } from '../pipeline/messages.js';
 import { hashText, normalizeText } from '../pipeline/normalize.js';
@@ -117,30 +117,25 @@ type Built =
   | { readonly line: string; readonly tokens: Tokens; readonly truncated: boolean; readonly kept: readonly Message[] }
   | { readonly drop: string; readonly overLimit?: number };
 
-function completionTokens(ex: { prompt: string; completion: string }, tok: Tokenizer): Tokens {
-  const assistant = tok.count(ex.completion);
-  return { total: tok.count(ex.prompt) + assistant, assistant };
-}
-
 function buildCompletion(messages: readonly Message[], limit: number | null, truncate: boolean, tok: Tokenizer): Built {
   let kept = messages;
   let ex = toCompletionExample(kept);
   if (!ex) return { drop: 'invalid:example_missing_assistant_message' };
   if (ex.completion === '') return { drop: 'invalid:missing_content' };
-  let tokens = completionTokens(ex, tok);
+  let tokens = countCompletionTokens(ex, tok);
   let truncated = false;
   if (limit !== null && tokens.total > limit) {
     const over = tokens.total;
     const cut = truncate
       ? truncateTurns(messages, (part) => {
           const e = toCompletionExample(part);
-          return e !== null && completionTokens(e, tok).total <= limit;
+          return e !== null && countCompletionTokens(e, tok).total <= limit;
         })
       : null;
     if (!cut) return { drop: 'over_limit', overLimit: over };
     kept = cut;
     ex = toCompletionExample(kept)!;
-    tokens = completionTokens(ex, tok);
+    tokens = countCompletionTokens(ex, tok);
     truncated = true;
   }
   return { line: jsonLine(ex), tokens, truncated, kept };

@@ -238,3 +238,38 @@ describe('logcurate validate: files that cannot be read', () => {
     expect(cli(['validate']).code).toBe(2);
   });
 });
+
+describe('logcurate validate: the legacy prompt/completion format', () => {
+  it('accepts a file emit wrote as openai_completion, with the same token totals as its manifest', async () => {
+    const root = join(dir, 'legacy');
+    mkdirSync(root, { recursive: true });
+    const logs = Array.from({ length: 12 }, (_, k) => ({ id: `p${k}`, prompt: `Question ${k}: how do refunds work?`, completion: `Answer ${k}: within 30 days.` }));
+    writeFileSync(join(root, 'in.jsonl'), jsonl(logs));
+    writeFileSync(
+      join(root, 'c.json'),
+      JSON.stringify({ name: 'legacy', store: 'store.db', inputs: ['in.jsonl'], stages: [{ emit: { dir: 'out', format: 'openai_completion', model: 'davinci-002' } }] }),
+    );
+    const run = cli(['run', join(root, 'c.json'), '--json', '--quiet']);
+    expect(run.code, run.stderr).toBe(0);
+    const manifest = JSON.parse(run.stdout) as Manifest;
+    const v = validate(join(root, 'out', 'train.jsonl'), '--model', 'davinci-002');
+    expect(v.code).toBe(0);
+    expect(v.report.valid).toBe(true);
+    expect(v.report.errors).toEqual([]);
+    expect(v.report.tokens.total).toBe(manifest.files.train.tokens.total);
+    expect(v.report.tokens.assistant).toBe(manifest.files.train.tokens.assistant);
+    // Independently: tok(prompt) + tok(completion), cl100k for davinci-002.
+    const expected = logs.reduce((acc, l) => acc + tok('cl100k_base', l.prompt) + tok('cl100k_base', l.completion), 0);
+    expect(v.report.tokens.total).toBe(expected);
+  });
+
+  it('reports an empty completion and unknown keys on their lines', () => {
+    const path = file([line({ prompt: 'a', completion: 'b' }), line({ prompt: 'c', completion: '' }), line({ prompt: 'd', completion: 'e', extra: 1 })].join('\n') + '\n');
+    const v = validate(path);
+    expect(v.code).toBe(1);
+    expect(v.report.errors.map((e) => [e.line, e.kind])).toEqual([
+      [2, 'missing_content'],
+      [3, 'message_unrecognized_key'],
+    ]);
+  });
+});
