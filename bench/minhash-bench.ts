@@ -12,20 +12,11 @@
 
 import { NearDuplicateIndex, signature } from '../pipeline/minhash.js';
 import { normalizeText } from '../pipeline/normalize.js';
+import { mulberry32 } from '../data/random.js';
 
 const docs = Number(process.argv[2] ?? 100_000);
 const threshold = Number(process.argv[3] ?? 0.85);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = mulberry32(2024);
 const VOCAB = 20_000;

@@ -7,18 +7,8 @@ import cl100kRanks from 'js-tiktoken/ranks/cl100k_base';
 import o200kRanks from 'js-tiktoken/ranks/o200k_base';
 import { getTokenizer } from '../pipeline/tokens.js';
 import type { EncodingName } from '../pipeline/models.js';
+import { mulberry32 as rng } from '../data/random.js';
 
-/** Deterministic PRNG (mulberry32) so every run measures the same text. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = (
   'the of and to in is you that it for was on are with as I his they be at one have this from or had by hot but ' +

@@ -4,6 +4,7 @@
  * input order, so running this on a worker thread changes nothing but the speed.
  */
 import type { InputFormat } from '../schemas/log-record.js';
+import type { ConversationsTable } from './store.js';
 import { decodeUtf8, isBlank } from './lines.js';
 import { parseCsvRow, parseRecord, type FeedbackEventInput, type ParsedRecord } from './records.js';
 
@@ -15,25 +16,8 @@ export interface UnitInput {
   readonly csvError?: string;
 }
 
-export interface ConversationRow {
-  id: string;
-  content_sha256: string;
-  format: string;
-  status: 'ok' | 'error';
-  messages: string;
-  tools: string | null;
-  created_at: string | null;
-  created_at_ms: number | null;
-  model: string | null;
-  user_id: string | null;
-  session_id: string | null;
-  tags: string | null;
-  metadata: string | null;
-  extra: string | null;
-  n_messages: number;
-  n_assistant: number;
-  last_role: string | null;
-}
+/** A conversations row as ingest inserts it: the table's columns less the key and the source (added on insert). */
+export type ConversationRow = Omit<ConversationsTable, 'pk' | 'source_file' | 'source_line'>;
 
 export type Prepared =
   | { readonly k: 'blank' }

@@ -7,17 +7,8 @@ import {
   signature,
 } from '../pipeline/minhash.js';
 import { normalizeText } from '../pipeline/normalize.js';
+import { mulberry32 } from '../data/random.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random prose over a Zipf-ish vocabulary, so unrelated texts still share common words as real ones do. */
 function makeWords(rand: () => number, n: number): string[] {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
+import { mulberry32 } from '../data/random.js';
 
 /** Reference FNV-1a 64 with BigInt over TextEncoder's UTF-8, to check the split 32-bit arithmetic. */
 function fnv1a64Reference(s: string): string {
@@ -11,17 +12,6 @@ function fnv1a64Reference(s: string): string {
   return h.toString(16).padStart(16, '0');
 }
 
-/** Small seeded PRNG so the randomised cases are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('normalizeText', () => {
   it('lower-cases ASCII and collapses whitespace runs to one space, trimmed', () => {

@@ -11,6 +11,7 @@ import {
   type ChatMessageLike,
 } from '../pipeline/tokens.js';
 import type { EncodingName } from '../pipeline/models.js';
+import { mulberry32 as rng } from '../data/random.js';
 
 const ENCODINGS: readonly EncodingName[] = ['cl100k_base', 'o200k_base'];
 const reference: Record<EncodingName, Tiktoken> = {
@@ -20,16 +21,6 @@ const reference: Record<EncodingName, Tiktoken> = {
 /** js-tiktoken with no special tokens allowed or disallowed: tiktoken's `encode_ordinary`. */
 const ordinary = (enc: EncodingName, text: string): number[] => reference[enc].encode(text, [], []);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /*
  * Fragments chosen to hit every branch of both split patterns: contractions in all cases, letter case runs

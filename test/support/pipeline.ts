@@ -125,17 +125,7 @@ export function chat(id: string, user: string, assistant: string, extra: Record<
   };
 }
 
-/** A seeded PRNG (mulberry32) for generated texts: tests stay reproducible. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as prng } from '../../data/random.js';
 
 const SYLLABLES = ['ka', 'lo', 'mi', 'ne', 'ru', 'sa', 'ti', 'vo', 'xe', 'zu', 'pa', 'do', 'fi', 'gu', 'he', 'jo', 'qui', 'wy', 'ba', 'ce'];
 
