@@ -122,6 +122,17 @@ export function hashText(s: string): string {
   return hex8(fnvHi) + hex8(fnvLo);
 }
 
+/**
+ * The same FNV-1a 64 hash as a JS number (its low 53 bits): a Map key that costs no string allocation. Callers
+ * that must not merge on a collision (probability ~n²/2^54) check something else too, such as the text's length.
+ */
+export function hash53(s: string): number {
+  fnvHi = FNV64_OFFSET_HI;
+  fnvLo = FNV64_OFFSET_LO;
+  fnvString(s);
+  return (fnvHi & 0x1fffff) * TWO_POW_32 + fnvLo;
+}
+
 /** murmur3's 32-bit finaliser: a bijection with full avalanche, used to spread FNV's weak low-order mixing. */
 export function fmix32(h: number): number {
   h ^= h >>> 16;

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { keyText } from '../pipeline/messages.js';
-import { hashText, normalizeText } from '../pipeline/normalize.js';
+import { hash53, normalizeText } from '../pipeline/normalize.js';
 import { NearDuplicateIndex, signature } from '../pipeline/minhash.js';
 
 export const dedupeParams = z.strictObject({
@@ -24,7 +24,9 @@ export default defineStage({
     const n = ws.size;
     const parent = new Int32Array(n).fill(-1);
     const created = new Float64Array(n).fill(NaN);
-    const firstByHash = new Map<string, number>();
+    // 53-bit hash keys (no string per conversation); equal length is checked too, so a collision never merges.
+    const firstByHash = new Map<number, number>();
+    const textLength = new Int32Array(n);
     const index = p.method === 'near' ? new NearDuplicateIndex({ threshold: p.threshold, seed: 0, expectedDocs: n }) : null;
     const find = (x: number): number => {
       while (parent[x] !== x) x = parent[x] = parent[parent[x]!]!;
@@ -43,10 +45,12 @@ export default defineStage({
       if (text === '') continue;
       parent[c.i] = c.i;
       members.push(c.i);
-      const h = hashText(text);
+      const h = hash53(text);
       const first = firstByHash.get(h);
-      if (first === undefined) firstByHash.set(h, c.i);
-      else union(first, c.i);
+      if (first === undefined) {
+        firstByHash.set(h, c.i);
+        textLength[c.i] = text.length;
+      } else if (textLength[first] === text.length) union(first, c.i);
       // The index wants dense 0..m-1 document numbers: use the position in `members`.
       if (index) index.add(members.length - 1, signature(text, index.config));
     }

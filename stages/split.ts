@@ -10,7 +10,7 @@ import * as aq from 'arquero';
 import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { keyText, finalAssistantText, messageText } from '../pipeline/messages.js';
-import { hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
+import { hash53, hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
 import { createRefusalDetector } from '../pipeline/refusal.js';
 import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 
@@ -29,8 +29,8 @@ export const splitParams = z
   })
   .refine((p) => !(p.test_fraction !== undefined && p.test_size !== undefined), { error: 'give test_fraction or test_size, not both', path: ['test_size'] });
 
-/** The normalised texts that must not straddle the split: all user turns, the first and the last. */
-function promptTexts(messages: Parameters<typeof keyText>[0]): Set<string> {
+/** The normalised prompt (all user turns), and the texts that must not straddle the split: it, the first and last turns. */
+function promptTexts(messages: Parameters<typeof keyText>[0]): { all: string; link: Set<string> } {
   const texts = new Set<string>();
   const all = normalizeText(keyText(messages, 'prompt'));
   if (all !== '') texts.add(all);
@@ -41,7 +41,7 @@ function promptTexts(messages: Parameters<typeof keyText>[0]): Set<string> {
       if (t !== '') texts.add(t);
     }
   }
-  return texts;
+  return { all, link: texts };
 }
 
 class UnionFind {
@@ -76,10 +76,14 @@ export default defineStage({
     const { ws } = ctx;
     const alive = Array.from(ws.aliveIndices());
     const n = alive.length;
-    const pos = new Map<number, number>(alive.map((wsIndex, k) => [wsIndex, k]));
+    const pos = new Int32Array(ws.size).fill(-1);
+    alive.forEach((wsIndex, k) => {
+      pos[wsIndex] = k;
+    });
     const uf = new UnionFind(n);
     const firstByGroup = new Map<string, number>();
-    const firstByPrompt = new Map<string, number>();
+    // Keyed by a 53-bit hash (numbers, not strings: three keys per conversation add up at a million).
+    const firstByPrompt = new Map<number, number>();
     /** The key hashed for the stable decision: the group key, or for per-conversation grouping the prompt. */
     const unit = new Float64Array(n);
     const stratum: string[] = new Array<string>(n);
@@ -88,8 +92,9 @@ export default defineStage({
     const groupTag = p.group_by.startsWith('tags.') ? p.group_by.slice(5) : null;
 
     for (const c of ctx.scan('split')) {
-      const k = pos.get(c.i)!;
-      const promptHash = hashText(normalizeText(keyText(c.messages, 'prompt')));
+      const k = pos[c.i]!;
+      const texts = promptTexts(c.messages);
+      const promptHash = hashText(texts.all);
       let group: string | null;
       if (p.group_by === 'conversation') group = null;
       else if (p.group_by === 'user_id') group = c.userId;
@@ -109,8 +114,8 @@ export default defineStage({
       // Identical prompts never straddle the split, whichever "prompt" one compares: all user turns, the first
       // one or the last one (a checker might use any). One namespace: a single-turn prompt equal to another
       // conversation's first turn links them too. Empty texts say nothing and link nothing.
-      for (const text of promptTexts(c.messages)) {
-        const h = hashText(text);
+      for (const text of texts.link) {
+        const h = hash53(text);
         const firstP = firstByPrompt.get(h);
         if (firstP === undefined) firstByPrompt.set(h, k);
         else uf.union(firstP, k);

@@ -149,3 +149,14 @@ describe('seededUnit', () => {
     expect(() => seededUnit(Number.NaN, 'x')).toThrow(RangeError);
   });
 });
+
+describe('hash53', () => {
+  it('is the low 53 bits of hashText, as a number', async () => {
+    const { hash53, hashText } = await import('../pipeline/normalize.js');
+    for (const s of ['', 'a', 'hello world', 'naïve café ☕', 'x'.repeat(10_000), '\uD83D\uDE00 emoji']) {
+      const full = BigInt(`0x${hashText(s)}`);
+      expect(hash53(s)).toBe(Number(full & ((1n << 53n) - 1n)));
+      expect(Number.isSafeInteger(hash53(s))).toBe(true);
+    }
+  });
+});
