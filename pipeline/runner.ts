@@ -4,6 +4,8 @@
  * (`run_stages`), so `explain` and `lineage.jsonl` can answer "why was this dropped?".
  */
 import { randomBytes } from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
@@ -239,6 +241,7 @@ function* scanConversations(
     // later stages do not pay for what the filter removed.
     const rows = ws.alive * 2 > n ? rangePages(store, ws, columns) : alivePages(store, ws, columns);
     for (const page of rows) {
+      keepHeapNearLiveSet();
       for (const [k, row] of page) {
         if (!ws.isAlive(k)) continue;
         task.tick(1);
@@ -248,6 +251,30 @@ function* scanConversations(
   } finally {
     task.done();
   }
+}
+
+/**
+ * Memory stays near the live set: V8 sizes its heap limit from the machine's memory and, on a big machine, lets
+ * garbage from millions of parsed conversations pile up to gigabytes before a full collection. Between scan
+ * pages, once the heap has grown HEAP_SLACK past what was live after the last collection, collect now.
+ */
+const HEAP_SLACK = 256 * 1024 * 1024;
+const collectGarbage: (() => void) | null = (() => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return null;
+  }
+})();
+let liveAfterGc = 0;
+
+function keepHeapNearLiveSet(): void {
+  if (!collectGarbage) return;
+  const used = process.memoryUsage().heapUsed;
+  if (used - liveAfterGc < HEAP_SLACK) return;
+  collectGarbage();
+  liveAfterGc = process.memoryUsage().heapUsed;
 }
 
 /** Pages of [working-set index, row], read by pk range; rows not alive are skipped. */
