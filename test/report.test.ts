@@ -140,6 +140,13 @@ describe('renderReport (markup)', () => {
     expect(svgs(section(full, 'duplicates'))).toHaveLength(2);
   });
 
+  it('writes chart coordinates with few decimals: no long digit runs a PII scan could take for card numbers', async () => {
+    const page = await renderReport(fullData());
+    const charts = svgs(page).join('');
+    expect(charts.length).toBeGreaterThan(1000);
+    expect(charts.match(/\d{8,}/g) ?? []).toEqual([]);
+  });
+
   it('references no external resource and runs no script', () => {
     expect(full).not.toMatch(/<script/i);
     expect(full).not.toMatch(/<(img|iframe|object|embed|video|audio|source|base)\b/i);
