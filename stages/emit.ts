@@ -16,6 +16,7 @@ import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_TEST } from '../pipeline/working-se
 import { JobError } from '../pipeline/errors.js';
 import { jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
 import { MESSAGE_KEYS } from '../schemas/training-example.js';
+import { TokenCache } from '../pipeline/token-cache.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
 
 export const emitParams = z.strictObject({
@@ -141,13 +142,20 @@ function buildCompletion(messages: readonly Message[], limit: number | null, tru
   return { line: jsonLine(ex), tokens, truncated, kept };
 }
 
-function buildChat(messages: readonly Message[], tools: readonly unknown[] | null, limit: number | null, truncate: boolean, tok: Tokenizer): Built {
+function buildChat(
+  messages: readonly Message[],
+  tools: readonly unknown[] | null,
+  limit: number | null,
+  truncate: boolean,
+  tok: Tokenizer,
+  cache: TokenCache,
+): Built {
   let msgs = messages.map(toTrainingMessage);
   const example: Record<string, unknown> = { messages: msgs };
   if (tools && tools.length > 0) example.tools = tools;
   const errors = checkExample(example);
   if (errors.length > 0) return { drop: `invalid:${errors[0]!.kind}` };
-  let tokens = countExampleTokens(msgs as never, tok);
+  let tokens = cache.count(msgs as never);
   let truncated = false;
   if (limit !== null && tokens.total > limit) {
     const over = tokens.total;
@@ -173,6 +181,7 @@ export default defineStage({
     const facts = ctx.facts as RunFactsInternal;
     const model = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens });
     const tok = getTokenizer(model.encoding);
+    const cache = new TokenCache(ctx.store, model.encoding, tok);
     const limit = model.maxTokensPerExample;
     const truncate = p.over_limit === 'truncate';
     const outDir = facts.outOverride !== undefined ? resolve(facts.outOverride) : p.dir;
@@ -188,7 +197,7 @@ export default defineStage({
       for (const c of ctx.scan('emit')) {
         const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
         const split: SplitAccumulator = isTest ? writer.test : writer.train;
-        const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : buildChat(c.messages, c.tools, limit, truncate, tok);
+        const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : buildChat(c.messages, c.tools, limit, truncate, tok, cache);
         if ('drop' in built) {
           if (built.overLimit !== undefined) {
             split.overLimit++;
@@ -217,6 +226,8 @@ export default defineStage({
       writer.abort();
       throw err;
     }
+    cache.save();
+    ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses };
     ctx.stats.truncated = truncated;
     if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit of ${p.model} were truncated (whole turns removed from the front)`);
     if (prompts && truncated > 0) {
