@@ -7,15 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { Tiktoken } from 'js-tiktoken/lite';
-import o200kRanks from 'js-tiktoken/ranks/o200k_base';
-import cl100kRanks from 'js-tiktoken/ranks/cl100k_base';
 import { checkExample } from '../pipeline/validate.js';
 import { manifestSchema, type Manifest } from '../schemas/manifest.js';
 import { main } from '../pipeline/cli.js';
 import { toTrainingMessage, truncateTurns } from '../stages/emit.js';
 import type { Message } from '../pipeline/stage.js';
 import { cli, jsonl, tempDir, type CliResult } from './support/tmp.js';
+import { tok, type Enc } from './support/reference-tokens.js';
 import { locateRealdata, writeRealdataInputs } from './support/realdata.js';
 
 const root = tempDir('logcurate-emit-');
@@ -23,14 +21,6 @@ const root = tempDir('logcurate-emit-');
 // ---------------------------------------------------------------------------------------------------------
 // The independent re-check
 
-type Enc = 'o200k_base' | 'cl100k_base';
-const encoders = new Map<Enc, Tiktoken>();
-/** Ordinary tokens: special-token text such as <|endoftext|> is plain text (allowed [], disallowed []). */
-function tok(enc: Enc, text: string): number {
-  let e = encoders.get(enc);
-  if (!e) encoders.set(enc, (e = new Tiktoken(enc === 'o200k_base' ? o200kRanks : cl100kRanks)));
-  return e.encode(text, [], []).length;
-}
 
 /** SPEC §5's table, written out again (not imported from pipeline/models.ts). */
 const TABLE: Record<string, { enc: Enc; limit: number | null; price: number | null }> = {

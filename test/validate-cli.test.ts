@@ -5,22 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tiktoken } from 'js-tiktoken/lite';
-import o200kRanks from 'js-tiktoken/ranks/o200k_base';
-import cl100kRanks from 'js-tiktoken/ranks/cl100k_base';
 import { main } from '../pipeline/cli.js';
 import type { Manifest } from '../schemas/manifest.js';
 import { cli, jsonl, tempDir } from './support/tmp.js';
+import { tok, type Enc } from './support/reference-tokens.js';
 
 const dir = tempDir('logcurate-validate-cli-');
 
-type Enc = 'o200k_base' | 'cl100k_base';
-const encoders = new Map<Enc, Tiktoken>();
-function tok(enc: Enc, text: string): number {
-  let e = encoders.get(enc);
-  if (!e) encoders.set(enc, (e = new Tiktoken(enc === 'o200k_base' ? o200kRanks : cl100kRanks)));
-  return e.encode(text, [], []).length;
-}
 
 /** SPEC §5 for plain text messages (the files below have no names or calls). */
 function exampleTokens(enc: Enc, messages: { role: string; content: string }[]): number {
