@@ -178,7 +178,9 @@ type Issue = z.ZodError['issues'][number];
  * precise one.
  */
 function firstIssue(error: z.ZodError): Issue {
-  let issue = error.issues[0]!;
+  // An unknown key is usually the cause of the other issues (`stage:` for `stages:` also makes `stages`
+  // missing): name the typo first.
+  let issue = error.issues.find((i) => i.code === 'unrecognized_keys') ?? error.issues[0]!;
   while (issue.code === 'invalid_union') {
     const branches = (issue as { errors?: Issue[][] }).errors ?? [];
     const deeper = branches.map((b) => b[0]).filter((i): i is Issue => i !== undefined && i.path.length > 0);

@@ -68,6 +68,12 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     expect(err).toMatch(/unknown key/);
   });
 
+  it('a misspelled required key is named as the typo, not only as the key it leaves missing', async () => {
+    const err = await runBad('stage-typo', `name: cfg-test\nstage:\n${EMIT}\n`);
+    expect(err).toContain('stage: unknown key');
+    expect(err).toContain('stages');
+  });
+
   it('a wrong type', async () => {
     const turns = await runBad('type-turns', yaml('  - filter: { min_turns: two }', EMIT), CLI);
     expect(turns).toMatch(/stages\[0\]\.filter\.min_turns: expected number, received string/);
