@@ -12,6 +12,7 @@ import {
   THUMBS_WORDS,
   type InputFormat,
 } from '../schemas/log-record.js';
+import { createHash } from 'node:crypto';
 import { canonicalJson, sha256Hex } from './canonical.js';
 
 export interface FeedbackEventInput {
@@ -271,7 +272,8 @@ function makeEvent(logId: string, name: string, value: number, createdAt: unknow
     createdAt: ts ? ts.text : null,
     createdAtMs,
     // Identical events (same conversation, name, value and time) are one event: overlapping files add nothing.
-    key: sha256Hex(canonicalJson([logId, name, value, createdAtMs])),
+    // 128 bits in 22 characters: the key only has to be unique, and a short key keeps its index small.
+    key: createHash('sha256').update(canonicalJson([logId, name, value, createdAtMs])).digest('base64url').slice(0, 22),
   };
 }
 
