@@ -9,7 +9,9 @@ import vm from 'node:vm';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
-import { openStore, resolveStorePath, type Store } from './store.js';
+import { openStore, resolveStorePath, retryWhileBusy, type Store } from './store.js';
+
+const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
 import type { FeedbackAggregate, Message, RunFacts, ScannedConversation, StageContext, Transform } from './stage.js';
 import { reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
@@ -89,11 +91,12 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   const startedAt = new Date();
   const runId = newRunId(config.name, startedAt);
   const sqlite = store.sqlite;
-  sqlite
-    .prepare(
-      `INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
-    )
-    .run(runId, config.name, canonicalJson(config.raw), config.sha256, config.seed, startedAt.toISOString());
+  const insertRun = sqlite.prepare(
+    `INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+  );
+  // Single writes retry on SQLITE_BUSY too: with another run or ingest on the store, WAL can report a stale
+  // snapshot as busy without waiting (see retryWhileBusy).
+  retryWhileBusy(() => insertRun.run(runId, config.name, canonicalJson(config.raw), config.sha256, config.seed, startedAt.toISOString()), BUSY_MS);
 
   // Freeze what this run considers: conversations and feedback as of now, read in one transaction so both come
   // from the same snapshot even while another process ingests. Rows are never updated, so later concurrent
@@ -156,14 +159,13 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
       await stage.def.run(ctx, stage.params);
       const row: FunnelRow = { name: stage.name, in: nIn, out: ws.alive, dropped: sortKeys(dropped) };
       funnel.push(row);
-      insertStage.run(runId, s, stage.name, row.in, row.out, JSON.stringify(row.dropped), JSON.stringify(stats), Date.now() - t0);
+      retryWhileBusy(() => insertStage.run(runId, s, stage.name, row.in, row.out, JSON.stringify(row.dropped), JSON.stringify(stats), Date.now() - t0), BUSY_MS);
     }
     if (!facts.emit) throw new Error('internal: the emit stage did not run');
     const output = await facts.emit.finalize({ runId, funnel, facts, ws, finishedAt: new Date() });
     persistDecisions(store, runId, ws, config.stages.map((st) => st.name));
-    sqlite
-      .prepare(`UPDATE runs SET status = ?, finished_at = ?, out_dir = ?, manifest_json = ? WHERE id = ?`)
-      .run(opts.dryRun ? 'dry_run' : 'succeeded', new Date().toISOString(), output.outDir, JSON.stringify(output.manifest), runId);
+    const finish = sqlite.prepare(`UPDATE runs SET status = ?, finished_at = ?, out_dir = ?, manifest_json = ? WHERE id = ?`);
+    retryWhileBusy(() => finish.run(opts.dryRun ? 'dry_run' : 'succeeded', new Date().toISOString(), output.outDir, JSON.stringify(output.manifest), runId), BUSY_MS);
     return { ...output, runId, storePath: store.path, ingest: ingestSummary, funnel };
   } catch (err) {
     // A failed run still records what it decided, so `explain` can say why.
@@ -172,9 +174,8 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
     } catch {
       /* the original error matters more */
     }
-    sqlite
-      .prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`)
-      .run(new Date().toISOString(), (err as Error).message, runId);
+    const fail = sqlite.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`);
+    retryWhileBusy(() => fail.run(new Date().toISOString(), (err as Error).message, runId), BUSY_MS);
     throw err;
   }
 }
@@ -387,6 +388,8 @@ function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageName
       else insert.run(runId, ws.pks[i], ws.split[i] === SPLIT_TEST ? 'test' : 'train', null, null, null, ws.line[i]! || null, tokens);
     }
   });
-  for (let from = 0; from < ws.size; from += 20_000) batch(from, Math.min(ws.size, from + 20_000));
+  // IMMEDIATE: take the write lock before reading anything, so a concurrent run's commit cannot leave this
+  // transaction with a stale snapshot (SQLITE_BUSY_SNAPSHOT is not retried by the busy handler).
+  for (let from = 0; from < ws.size; from += 20_000) batch.immediate(from, Math.min(ws.size, from + 20_000));
 }
 

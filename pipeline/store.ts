@@ -277,7 +277,9 @@ export function openStore(path: string): Store {
   // 16 KB pages for a new store (a no-op on an existing one): rows carry kilobytes of message JSON, and on the
   // 200k bench ingest took 7.8 s instead of 9.1 s with 4 KB pages, runs unchanged. Must precede WAL mode.
   sqlite.pragma('page_size = 16384');
-  sqlite.pragma('journal_mode = WAL');
+  // Two processes creating a new store at once race for the exclusive lock this needs, and SQLite reports that
+  // as SQLITE_BUSY without consulting the busy handler: retry it for as long as the busy timeout would wait.
+  retryWhileBusy(() => sqlite.pragma('journal_mode = WAL'), 30_000);
   // NORMAL in WAL mode is durable against process crashes (kill -9); only an OS crash can lose the last commit.
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
@@ -292,6 +294,22 @@ export function openStore(path: string): Store {
     // kysely's destroy closes the better-sqlite3 handle too.
     close: () => db.destroy(),
   };
+}
+
+/** Runs `fn`, retrying every 20 ms while SQLite reports the database busy or locked, up to `ms`. */
+export function retryWhileBusy<T>(fn: () => T, ms: number): T {
+  const until = Date.now() + ms;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
+      if (Date.now() >= until) throw err;
+      Atomics.wait(pause, 0, 0, 20);
+    }
+  }
 }
 
 function migrate(sqlite: Database.Database, path: string): void {

@@ -55,7 +55,8 @@ export class TokenCache {
     const tx = this.store.sqlite.transaction((rows: [string, number, number][]) => {
       for (const [key, total, assistant] of rows) insert.run(this.encoding, key, total, assistant);
     });
-    for (let i = 0; i < this.fresh.length; i += 20_000) tx(this.fresh.slice(i, i + 20_000));
+    // IMMEDIATE, as every write here: a concurrent run's commit must not leave this one with a stale snapshot.
+    for (let i = 0; i < this.fresh.length; i += 20_000) tx.immediate(this.fresh.slice(i, i + 20_000));
     this.fresh.length = 0;
   }
 }

@@ -343,6 +343,33 @@ describe('ingest: two processes, one file', () => {
   });
 });
 
+describe('store: created by several processes at once', () => {
+  it('every process opens it (WAL switch and migrations race safely)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('./support/tmp.js');
+    for (let round = 0; round < 3; round++) {
+      const db = join(dir, `race-${round}.db`);
+      const codes = await Promise.all(
+        Array.from(
+          { length: 8 },
+          () =>
+            new Promise<{ code: number | null; err: string }>((res) => {
+              const child = spawn(process.execPath, [CLI, 'stats', '--db', db, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+              let err = '';
+              child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+              child.on('close', (code) => res({ code, err }));
+            }),
+        ),
+      );
+      for (const c of codes) expect(c.code, c.err).toBe(0);
+      const d = new Database(db, { readonly: true });
+      expect(d.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(d.pragma('user_version', { simple: true })).toBeGreaterThanOrEqual(4);
+      d.close();
+    }
+  });
+});
+
 describe('ingest: worker thread', () => {
   it('preparing on a worker (large inputs) and inline (small) leave identical stores', () => {
     const lines: unknown[] = [];
