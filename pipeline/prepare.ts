@@ -32,8 +32,11 @@ export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
     if (u.csv === null) return { k: 'blank' };
     parsed = parseCsvRow(u.csv);
   } else {
-    const text = decodeUtf8(Buffer.from(u.raw.buffer, u.raw.byteOffset, u.raw.byteLength));
+    let text = decodeUtf8(Buffer.from(u.raw.buffer, u.raw.byteOffset, u.raw.byteLength));
     if (text === null) return { k: 'quarantine', reason: 'invalid UTF-8: the line is not valid UTF-8 text' };
+    // A byte-order mark is not part of the JSON text (RFC 8259 lets parsers ignore it). Mid-file ones appear
+    // where exports were concatenated (`cat a.jsonl b.jsonl`); the line itself is fine.
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (isBlank(text)) return { k: 'blank' };
     let value: unknown;
     try {

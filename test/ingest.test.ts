@@ -154,6 +154,14 @@ describe('ingest: nothing is lost', () => {
     await store.close();
   });
 
+  it('ignores a byte-order mark at the start of any line (concatenated exports), not only the first', async () => {
+    const store = fresh();
+    const p = file('concat.jsonl', `\uFEFF${JSON.stringify(chat('b1', 'x', 'y'))}\n\uFEFF${JSON.stringify(chat('b2', 'x', 'z'))}\n`);
+    const s = await ingest(store, [p]);
+    expect(s.totals).toMatchObject({ lines: 2, inserted: 2, quarantined: 0 });
+    await store.close();
+  });
+
   it('re-ingest adds nothing; a grown file adds only its new lines; overlapping files add nothing', async () => {
     const store = fresh();
     const p = file('grow.jsonl', jsonl([chat(undefined, 'a', 'b', { feedback: 5 }), chat('k', 'c', 'd')]));
