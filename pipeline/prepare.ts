@@ -26,6 +26,17 @@ export type Prepared =
   | { readonly k: 'conversation'; readonly row: ConversationRow; readonly feedback: readonly FeedbackEventInput[] };
 
 export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
+  try {
+    return prepareUnchecked(u, forced);
+  } catch (err) {
+    // Hostile input must cost one line, never the file: JSON nested thousands deep parses but overflows the
+    // stack of any recursive walk (canonical JSON, serialisation). The line is kept whole in quarantine.
+    const message = err instanceof RangeError ? 'nested too deeply to process' : (err as Error).message;
+    return { k: 'quarantine', reason: `unprocessable record: ${message}` };
+  }
+}
+
+function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
   if (u.csvError !== undefined) return { k: 'quarantine', reason: u.csvError };
   let parsed: ParsedRecord;
   if (u.csv !== undefined) {

@@ -154,6 +154,25 @@ describe('ingest: nothing is lost', () => {
     await store.close();
   });
 
+  it('quarantines JSON nested thousands deep instead of failing the file', async () => {
+    const store = fresh();
+    const deep = (d: number) => `${'['.repeat(d)}${']'.repeat(d)}`;
+    const p = file(
+      'deep.jsonl',
+      `{"id":"d1","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}],"metadata":${deep(5_000)}}\n` +
+        `{"id":"d2","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}],"tools":${deep(200_000)}}\n` +
+        `${JSON.stringify(chat('fine', 'q', 'a'))}\n`,
+    );
+    const s = await ingest(store, [p]);
+    expect(s.totals).toMatchObject({ lines: 3, inserted: 1, quarantined: 2 });
+    const reasons = store.sqlite.prepare('SELECT line, reason FROM quarantine ORDER BY line').all();
+    expect(reasons).toEqual([
+      { line: 1, reason: 'unprocessable record: nested too deeply to process' },
+      { line: 2, reason: 'unprocessable record: nested too deeply to process' },
+    ]);
+    await store.close();
+  });
+
   it('ignores a byte-order mark at the start of any line (concatenated exports), not only the first', async () => {
     const store = fresh();
     const p = file('concat.jsonl', `\uFEFF${JSON.stringify(chat('b1', 'x', 'y'))}\n\uFEFF${JSON.stringify(chat('b2', 'x', 'z'))}\n`);
