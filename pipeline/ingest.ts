@@ -254,7 +254,8 @@ async function ingestFile(
     : zeroCounts();
   const skipUnits = counts.lines;
   const batchSize = opts.batchSize ?? 2000;
-  const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: bytes, unit: 'bytes' });
+  // Progress counts decompressed bytes; a .gz file's size is compressed, so it gets a running count instead.
+  const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: /\.gz$/i.test(path) ? undefined : bytes, unit: 'bytes' });
   const forcedShape = isCsv ? undefined : forced;
 
   let batch: Unit[] = [];
