@@ -401,9 +401,9 @@ class IngestWriter {
     );
     this.insertConv = db.prepare(
       `INSERT INTO conversations (id, content_sha256, format, status, messages, tools, created_at, created_at_ms, model, user_id,
-         session_id, tags, metadata, extra, n_messages, n_assistant, last_role, source_file, source_line)
+         session_id, tags, metadata, extra, n_messages, n_assistant, last_role, signals, source_file, source_line)
        VALUES (@id, @content_sha256, @format, @status, @messages, @tools, @created_at, @created_at_ms, @model, @user_id,
-         @session_id, @tags, @metadata, @extra, @n_messages, @n_assistant, @last_role, @source_file, @source_line)
+         @session_id, @tags, @metadata, @extra, @n_messages, @n_assistant, @last_role, @signals, @source_file, @source_line)
        ON CONFLICT (id) DO NOTHING`,
     );
     this.existingConv = db.prepare(`SELECT content_sha256, source_file, source_line FROM conversations WHERE id = ?`);

@@ -7,6 +7,8 @@ import type { InputFormat } from '../schemas/log-record.js';
 import type { ConversationsTable } from './store.js';
 import { decodeUtf8, isBlank } from './lines.js';
 import { parseCsvRow, parseRecord, type FeedbackEventInput, type ParsedRecord } from './records.js';
+import { encodeSignals } from './signals.js';
+import type { Message } from './stage.js';
 
 /** What ingest reads: a JSONL line's bytes, or a CSV record already split into named fields. */
 export interface UnitInput {
@@ -81,6 +83,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
       n_messages: c.messages.length,
       n_assistant: c.nAssistant,
       last_role: lastRole(c.messages),
+      signals: encodeSignals(c.messages as readonly Message[]),
     },
   };
 }

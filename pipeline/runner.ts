@@ -16,6 +16,7 @@ import { silentProgress, type Progress } from './progress.js';
 import type { FeedbackAggregate, Message, RunFacts, ScannedConversation, StageContext, Transform } from './stage.js';
 import { reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
+import { encodeSignals, signalsFromBlob, signalsFromMessages, type Signals } from './signals.js';
 
 export interface RunOptions {
   /** `--db`: overrides the config's store. */
@@ -114,6 +115,8 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   const ws = new WorkingSet(pks, ids);
   const facts: RunFactsInternal = { outOverride: opts.out };
   const transforms: Transform[] = [];
+  /** Whether a transform so far rewrites more than system messages (stored signals then no longer describe the text). */
+  let textTransformed = false;
   const feedbackCache = new Map<string, Float64Array>();
   const funnel: FunnelRow[] = [];
   const insertStage = sqlite.prepare(
@@ -142,7 +145,8 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
         progress,
         facts,
         stats,
-        scan: (label, scanOpts) => scanConversations(store, ws, [...transforms], progress, label ?? stage.name, scanOpts?.messages !== false),
+        scan: (label, scanOpts) =>
+          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true),
         drop: (i, reason) => {
           ws.drop(i, s, reason);
           const cat = reasonCategory(reason);
@@ -154,7 +158,10 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
           if (!v) feedbackCache.set(key, (v = aggregateFeedback(store, ws, name, aggregate, maxFeedbackPk)));
           return v;
         },
-        addTransform: (t) => transforms.push(t),
+        addTransform: (t, topts) => {
+          transforms.push(t);
+          if (!topts?.systemOnly) textTransformed = true;
+        },
       };
       await stage.def.run(ctx, stage.params);
       const row: FunnelRow = { name: stage.name, in: nIn, out: ws.alive, dropped: sortKeys(dropped) };
@@ -219,23 +226,49 @@ function aggregateFeedback(store: Store, ws: WorkingSet, name: string, aggregate
 
 const SCAN_PAGE = 2000;
 
-type ScanRow = [number, string, string | null, string | null, 'ok' | 'error', number | null, string | null, string | null, string | null, string | null, string, number, number, string | null];
+type ScanRow = [
+  number,
+  string,
+  string | null,
+  string | null,
+  'ok' | 'error',
+  number | null,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string,
+  number,
+  number,
+  string | null,
+  Uint8Array | null,
+];
 
-const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role`;
+const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
+
+interface TransformChain {
+  readonly transforms: readonly Transform[];
+  /** A transform rewrites more than system messages: signals must be computed from the transformed text. */
+  readonly textTransformed: boolean;
+}
 
 function* scanConversations(
   store: Store,
   ws: WorkingSet,
-  transforms: readonly Transform[],
+  chain: TransformChain,
   progress: Progress,
   label: string,
-  withMessages: boolean,
+  want: boolean | 'signals',
 ): Generator<ScannedConversation> {
   const n = ws.size;
   if (n === 0 || ws.alive === 0) return;
-  // After a transform, roles and turn counts come from the parsed messages: fetch them in bulk then.
-  const columns = withMessages || transforms.length > 0 ? SCAN_COLUMNS : SCAN_COLUMNS.replace('messages', 'NULL');
+  const { transforms, textTransformed } = chain;
+  // Messages in bulk when the stage reads them; when it reads only signals, only where they must be computed
+  // from (transformed) text. After any transform, roles and turn counts come from the parsed messages too.
+  const withMessages = want === 'signals' ? textTransformed : want || transforms.length > 0;
+  const columns = withMessages ? SCAN_COLUMNS : SCAN_COLUMNS.replace('messages', 'NULL');
   const oneMessages = store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck();
+  const signalsFiller = want === 'signals' && !textTransformed ? new SignalsFiller(store) : null;
   const task = progress.task(label, { total: ws.alive, unit: 'items' });
   try {
     // Mostly alive (the first stages): walk pk ranges. Mostly dropped: read only the live rows by pk, so the
@@ -243,14 +276,56 @@ function* scanConversations(
     const rows = ws.alive * 2 > n ? rangePages(store, ws, columns) : alivePages(store, ws, columns);
     for (const page of rows) {
       keepHeapNearLiveSet();
+      signalsFiller?.fill(page);
       for (const [k, row] of page) {
         if (!ws.isAlive(k)) continue;
         task.tick(1);
-        yield scanned(k, row, transforms, oneMessages);
+        yield scanned(k, row, chain, oneMessages);
       }
     }
   } finally {
     task.done();
+  }
+}
+
+/**
+ * Signals for rows that have none yet (ingested before the store kept them) or whose stamp is from other code:
+ * computed from the stored messages, fetched in bulk, and saved so the next run reads them. Saving is a cache
+ * write: when another process holds the store's write lock for long, it is skipped, never waited on.
+ */
+class SignalsFiller {
+  private readonly update: Database.Statement;
+  private readonly save: Database.Transaction<(rows: [Buffer, number][]) => void>;
+  private readonly messagesOf = new Map<number, Database.Statement>();
+  constructor(private readonly store: Store) {
+    this.update = store.sqlite.prepare(`UPDATE conversations SET signals = ? WHERE pk = ?`);
+    this.save = store.sqlite.transaction((rows) => {
+      for (const [blob, pk] of rows) this.update.run(blob, pk);
+    });
+  }
+  fill(page: readonly [number, ScanRow][]): void {
+    const missing = page.filter(([, r]) => signalsFromBlob(r[14]) === null).map(([, r]) => r);
+    if (missing.length === 0) return;
+    const needText = missing.filter((r) => r[2] === null);
+    if (needText.length > 0) {
+      let st = this.messagesOf.get(needText.length);
+      if (!st) this.messagesOf.set(needText.length, (st = this.store.sqlite.prepare(`SELECT pk, messages FROM conversations WHERE pk IN (${'?,'.repeat(needText.length - 1)}?)`).raw()));
+      const text = new Map(st.all(needText.map((r) => r[0])) as [number, string][]);
+      for (const r of needText) r[2] = text.get(r[0]) ?? null;
+    }
+    const saved: [Buffer, number][] = [];
+    for (const r of missing) {
+      if (r[2] === null) continue;
+      const blob = encodeSignals(JSON.parse(r[2]) as Message[]);
+      r[14] = blob;
+      saved.push([blob, r[0]]);
+    }
+    try {
+      retryWhileBusy(() => this.save.immediate(saved), 2_000);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
+    }
   }
 }
 
@@ -329,10 +404,12 @@ function* alivePages(store: Store, ws: WorkingSet, columns: string): Generator<[
 }
 
 /** One scanned conversation; messages, tools and tags are parsed only when a stage reads them. */
-function scanned(k: number, r: ScanRow, transforms: readonly Transform[], oneMessages: Database.Statement): ScannedConversation {
+function scanned(k: number, r: ScanRow, chain: TransformChain, oneMessages: Database.Statement): ScannedConversation {
+  const { transforms, textTransformed } = chain;
   let tools: readonly unknown[] | null | undefined;
   let tags: Record<string, unknown> | null | undefined;
   let messages: readonly Message[] | undefined;
+  let signals: Signals | undefined;
   // Transforms only add or remove system messages and rewrite text, but a removed trailing system message
   // changes the last role: the stored columns are exact only while no transform has run.
   const exact = transforms.length === 0 && r[13] !== null;
@@ -371,6 +448,10 @@ function scanned(k: number, r: ScanRow, transforms: readonly Transform[], oneMes
     get assistantTurns() {
       if (exact) return r[12];
       return conv.messages.reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
+    },
+    get signals() {
+      if (signals === undefined) signals = (textTransformed ? null : signalsFromBlob(r[14])) ?? signalsFromMessages(conv.messages);
+      return signals;
     },
   };
   return conv;

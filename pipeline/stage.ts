@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { Store } from './store.js';
 import type { Progress } from './progress.js';
 import type { WorkingSet } from './working-set.js';
+import type { Signals } from './signals.js';
 
 /** A chat message as stored (the log's own object; text exactly as it came). */
 export interface Message {
@@ -40,17 +41,28 @@ export interface ScannedConversation {
   readonly tags: Readonly<Record<string, unknown>> | null;
   readonly sourceFile: string;
   readonly sourceLine: number;
+  /**
+   * The text signals dedupe, rebalance_refusals and split decide by (pipeline/signals.ts): read from the store
+   * when no earlier transform rewrote text, else computed from the transformed messages.
+   */
+  readonly signals: Signals;
 }
 
 /** A pure rewrite of a conversation's messages (redaction, system prompts), applied lazily on every later scan. */
-export type Transform = (messages: readonly Message[], conv: Omit<ScannedConversation, 'messages' | 'lastRole' | 'assistantTurns'>) => readonly Message[];
+export type Transform = (messages: readonly Message[], conv: Omit<ScannedConversation, 'messages' | 'lastRole' | 'assistantTurns' | 'signals'>) => readonly Message[];
+
+export interface TransformOptions {
+  /** The transform only adds, removes or rewrites system messages (signals never read them, so they stay valid). */
+  readonly systemOnly?: boolean;
+}
 
 export interface ScanOptions {
   /**
    * false when the stage will not read message text: the (large) messages column is then not fetched, and a
-   * stray access still works, one row at a time.
+   * stray access still works, one row at a time. 'signals' when the stage reads only `signals` (and the other
+   * columns, not lastRole or assistantTurns): messages are then fetched only where signals must be computed.
    */
-  readonly messages?: boolean;
+  readonly messages?: boolean | 'signals';
 }
 
 export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
@@ -88,7 +100,7 @@ export interface StageContext {
   drop(i: number, reason: string): void;
   /** Aggregated feedback per working-set index (NaN where the conversation has no such event). */
   feedback(name: string, aggregate: FeedbackAggregate): Float64Array;
-  addTransform(t: Transform): void;
+  addTransform(t: Transform, opts?: TransformOptions): void;
 }
 
 export interface StageDefinition<S extends z.ZodType = z.ZodType> {

@@ -46,6 +46,8 @@ export interface ConversationsTable {
   n_messages: number;
   n_assistant: number;
   last_role: string | null;
+  /** pipeline/signals.ts: derived at ingest (or by the first run that needs them); null = not yet computed. */
+  signals: Uint8Array | null;
   source_file: string;
   source_line: number;
 }
@@ -247,6 +249,11 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE conversations ADD COLUMN last_role TEXT;
   UPDATE conversations SET last_role = json_extract(messages, '$[#-1].role');
+  `,
+  // v5: per-conversation signals (pipeline/signals.ts), so runs need not re-read every conversation's text.
+  // Rows ingested before this are filled in by the first run that needs them.
+  `
+  ALTER TABLE conversations ADD COLUMN signals BLOB;
   `,
 ];
 

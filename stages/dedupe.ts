@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { keyText } from '../pipeline/messages.js';
-import { hash53, normalizeText } from '../pipeline/normalize.js';
+import { normalizeText } from '../pipeline/normalize.js';
 import { NearDuplicateIndex, signature } from '../pipeline/minhash.js';
 
 export const dedupeParams = z.strictObject({
@@ -24,7 +24,7 @@ export default defineStage({
     const n = ws.size;
     const parent = new Int32Array(n).fill(-1);
     const created = new Float64Array(n).fill(NaN);
-    // 53-bit hash keys (no string per conversation); equal length is checked too, so a collision never merges.
+    // 53-bit keys (no string per conversation); equal length is checked too, so a collision never merges.
     const firstByHash = new Map<number, number>();
     const textLength = new Int32Array(n);
     const index = p.method === 'near' ? new NearDuplicateIndex({ threshold: p.threshold, seed: 0, expectedDocs: n }) : null;
@@ -38,21 +38,22 @@ export default defineStage({
       if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
     };
     const members: number[] = [];
-    for (const c of ctx.scan('dedupe')) {
-      const text = normalizeText(keyText(c.messages, p.key));
+    // Exact keys come from the conversations' signals (kept in the store); only near needs the text itself.
+    for (const c of ctx.scan('dedupe', { messages: index ? true : 'signals' })) {
+      const length = c.signals.keyLength(p.key);
       created[c.i] = c.createdAtMs ?? NaN;
       // An empty key (no user turn for last_user) says nothing about sameness: never a duplicate.
-      if (text === '') continue;
+      if (length === 0) continue;
       parent[c.i] = c.i;
       members.push(c.i);
-      const h = hash53(text);
+      const h = c.signals.keyHash(p.key);
       const first = firstByHash.get(h);
       if (first === undefined) {
         firstByHash.set(h, c.i);
-        textLength[c.i] = text.length;
-      } else if (textLength[first] === text.length) union(first, c.i);
+        textLength[c.i] = length;
+      } else if (textLength[first] === length) union(first, c.i);
       // The index wants dense 0..m-1 document numbers: use the position in `members`.
-      if (index) index.add(members.length - 1, signature(text, index.config));
+      if (index) index.add(members.length - 1, signature(normalizeText(keyText(c.messages, p.key)), index.config));
     }
     if (index) {
       const rep = index.clusters();

@@ -65,8 +65,11 @@ export default defineStage({
     const idx: number[] = [];
     const refusal: number[] = [];
     const group: string[] = [];
-    for (const c of ctx.scan('rebalance_refusals')) {
-      const isRefusal = (p.tag !== undefined && truthy(tagOf(c.tags, p.tag))) || detect(finalAssistantText(c.messages));
+    // With the curated list alone, the verdict is one of the conversation's stored signals: no text is read.
+    const defaultOnly = p.default_phrases && !p.extra_phrases?.length && !p.patterns?.length;
+    for (const c of ctx.scan('rebalance_refusals', { messages: defaultOnly ? 'signals' : true })) {
+      const isRefusal =
+        (p.tag !== undefined && truthy(tagOf(c.tags, p.tag))) || (defaultOnly ? c.signals.defaultRefusal() : detect(finalAssistantText(c.messages)));
       idx.push(c.i);
       refusal.push(isRefusal ? 1 : 0);
       ctx.ws.refusal[c.i] = isRefusal ? REFUSAL_YES : REFUSAL_NO;

@@ -9,9 +9,7 @@
 import * as aq from 'arquero';
 import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
-import { keyText, finalAssistantText, messageText } from '../pipeline/messages.js';
-import { hash53, hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
-import { createRefusalDetector } from '../pipeline/refusal.js';
+import { seededUnit } from '../pipeline/normalize.js';
 import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 
 const groupBy = z
@@ -28,21 +26,6 @@ export const splitParams = z
     method: z.enum(['stable', 'exact']).default('stable'),
   })
   .refine((p) => !(p.test_fraction !== undefined && p.test_size !== undefined), { error: 'give test_fraction or test_size, not both', path: ['test_size'] });
-
-/** The normalised prompt (all user turns), and the texts that must not straddle the split: it, the first and last turns. */
-function promptTexts(messages: Parameters<typeof keyText>[0]): { all: string; link: Set<string> } {
-  const texts = new Set<string>();
-  const all = normalizeText(keyText(messages, 'prompt'));
-  if (all !== '') texts.add(all);
-  const users = messages.filter((m) => m.role === 'user');
-  if (users.length > 1) {
-    for (const m of [users[0]!, users[users.length - 1]!]) {
-      const t = normalizeText(messageText(m));
-      if (t !== '') texts.add(t);
-    }
-  }
-  return { all, link: texts };
-}
 
 class UnionFind {
   private readonly parent: Int32Array;
@@ -87,14 +70,13 @@ export default defineStage({
     /** The key hashed for the stable decision: the group key, or for per-conversation grouping the prompt. */
     const unit = new Float64Array(n);
     const stratum: string[] = new Array<string>(n);
-    const isRefusal = p.stratify_by === 'refusal' ? createRefusalDetector() : null;
     const stratTag = p.stratify_by?.startsWith('tags.') ? p.stratify_by.slice(5) : null;
     const groupTag = p.group_by.startsWith('tags.') ? p.group_by.slice(5) : null;
 
-    for (const c of ctx.scan('split')) {
+    // Prompts, links and the refusal verdict are the conversations' signals (kept in the store): no text is read.
+    for (const c of ctx.scan('split', { messages: 'signals' })) {
       const k = pos[c.i]!;
-      const texts = promptTexts(c.messages);
-      const promptHash = hashText(texts.all);
+      const promptHash = c.signals.promptHashHex();
       let group: string | null;
       if (p.group_by === 'conversation') group = null;
       else if (p.group_by === 'user_id') group = c.userId;
@@ -114,13 +96,12 @@ export default defineStage({
       // Identical prompts never straddle the split, whichever "prompt" one compares: all user turns, the first
       // one or the last one (a checker might use any). One namespace: a single-turn prompt equal to another
       // conversation's first turn links them too. Empty texts say nothing and link nothing.
-      for (const text of texts.link) {
-        const h = hash53(text);
+      for (const h of c.signals.linkHashes()) {
         const firstP = firstByPrompt.get(h);
         if (firstP === undefined) firstByPrompt.set(h, k);
         else uf.union(firstP, k);
       }
-      if (isRefusal) stratum[k] = isRefusal(finalAssistantText(c.messages)) ? 'refusal' : 'other';
+      if (p.stratify_by === 'refusal') stratum[k] = c.signals.defaultRefusal() ? 'refusal' : 'other';
       else if (stratTag) {
         const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, stratTag) ? c.tags[stratTag] : undefined;
         stratum[k] = v === undefined || v === null ? '(none)' : String(v);

@@ -57,7 +57,7 @@ export default defineStage({
     return { ...p, text, file: abs };
   },
   run(ctx, p) {
-    ctx.addTransform((messages) => applySystemPrompt(messages, p.mode, p.text));
+    ctx.addTransform((messages) => applySystemPrompt(messages, p.mode, p.text), { systemOnly: true });
     ctx.stats.mode = p.mode;
   },
 });
