@@ -154,15 +154,20 @@ interface Unit {
 }
 
 /** Batches prepared ahead of the one being written: enough to keep a worker busy, little memory. */
-const MAX_IN_FLIGHT = 3;
+const MAX_IN_FLIGHT = 5;
 
 interface Preparer {
+  /** Whether batches go to a worker thread (else they are prepared on this thread). */
+  readonly threaded: boolean;
   prepare(units: readonly Unit[], forced: InputFormat | undefined): Promise<Prepared[]>;
   close(): Promise<void>;
 }
 
+const prepareInline = (units: readonly Unit[], forced: InputFormat | undefined): Prepared[] => units.map((u) => prepareUnit(u, forced));
+
 const inlinePreparer: Preparer = {
-  prepare: async (units, forced) => units.map((u) => prepareUnit(u, forced)),
+  threaded: false,
+  prepare: async (units, forced) => prepareInline(units, forced),
   close: async () => {},
 };
 
@@ -197,6 +202,7 @@ function createPreparer(totalBytes: number): Preparer {
   worker.on('error', (err) => failAll(err));
   worker.on('exit', (code) => failAll(new Error(`ingest worker exited with code ${code}`)));
   return {
+    threaded: true,
     prepare(units, forced) {
       // One buffer for the whole batch, transferred, not copied line by line.
       const offsets = new Int32Array(units.length + 1);
@@ -262,7 +268,7 @@ async function ingestFile(
   let batchBytes = 0;
   let seenUnits = 0;
   // Batches are prepared ahead (possibly on a worker) but applied strictly in input order, one transaction each.
-  const inFlight: { units: Unit[]; prepared: Promise<Prepared[]> }[] = [];
+  const inFlight: { units: Unit[]; prepared: Promise<Prepared[]>; ready: boolean }[] = [];
   const applyOldest = async (): Promise<void> => {
     const next = inFlight.shift()!;
     writer.writeBatch(fileId, path, next.units, await next.prepared, counts);
@@ -270,7 +276,18 @@ async function ingestFile(
   };
   const submit = async (): Promise<void> => {
     if (batch.length === 0) return;
-    inFlight.push({ units: batch, prepared: preparer.prepare(batch, forcedShape) });
+    // Work sharing: while the worker still has two batches to prepare, this thread would only wait for it, so it
+    // prepares this batch itself. Whichever thread is the bottleneck (parsing or SQLite) the other helps it.
+    const backlog = inFlight.reduce((a, b) => a + (b.ready ? 0 : 1), 0);
+    const entry = { units: batch, prepared: Promise.resolve<Prepared[]>([]), ready: false };
+    if (preparer.threaded && backlog < 3) {
+      entry.prepared = preparer.prepare(batch, forcedShape);
+      entry.prepared.then(() => (entry.ready = true), () => (entry.ready = true));
+    } else {
+      entry.prepared = inlinePreparer.prepare(batch, forcedShape);
+      entry.ready = true;
+    }
+    inFlight.push(entry);
     batch = [];
     batchBytes = 0;
     while (inFlight.length > MAX_IN_FLIGHT) await applyOldest();
