@@ -1,26 +1,47 @@
 /** Canonical JSON (sorted keys, no whitespace) and digests: the basis of derived ids and conflict detection. */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
-/** JSON with object keys sorted at every level, so equal values give equal text whatever the key order. */
+/**
+ * JSON with object keys sorted at every level, so equal values give equal text whatever the key order.
+ * For JSON data (what JSON.parse gives): undefined inside arrays becomes null and undefined properties are
+ * left out, as JSON.stringify does. Written as one loop per level with string appends (no intermediate
+ * arrays): ingest computes this for every record.
+ */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    // undefined inside arrays becomes null, as JSON.stringify does.
-    return JSON.stringify(value === undefined ? null : value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return JSON.stringify(value === undefined ? null : value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += canonicalJson(value[i]);
+    }
+    return `${out}]`;
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
+  const keys = Object.keys(obj);
+  if (keys.length > 1) keys.sort();
   let out = '{';
   let first = true;
-  for (const k of keys) {
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
     const v = obj[k];
     if (v === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    if (!first) out += ',';
+    out += JSON.stringify(k);
+    out += ':';
+    out += canonicalJson(v);
     first = false;
   }
   return `${out}}`;
 }
 
+/** SHA-256 as hex, in one native call (no Hash object per digest: ingest takes several per record). */
 export function sha256Hex(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  return hash('sha256', data, 'hex');
+}
+
+/** SHA-256 in another encoding, in one native call. */
+export function sha256(data: string | Buffer, encoding: 'base64' | 'base64url'): string {
+  return hash('sha256', data, encoding);
 }

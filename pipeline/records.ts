@@ -12,8 +12,7 @@ import {
   THUMBS_WORDS,
   type InputFormat,
 } from '../schemas/log-record.js';
-import { createHash } from 'node:crypto';
-import { canonicalJson, sha256Hex } from './canonical.js';
+import { canonicalJson, sha256, sha256Hex } from './canonical.js';
 
 export interface FeedbackEventInput {
   readonly logId: string;
@@ -273,7 +272,7 @@ function makeEvent(logId: string, name: string, value: number, createdAt: unknow
     createdAtMs,
     // Identical events (same conversation, name, value and time) are one event: overlapping files add nothing.
     // 128 bits in 22 characters: the key only has to be unique, and a short key keeps its index small.
-    key: createHash('sha256').update(canonicalJson([logId, name, value, createdAtMs])).digest('base64url').slice(0, 22),
+    key: sha256(canonicalJson([logId, name, value, createdAtMs]), 'base64url').slice(0, 22),
   };
 }
 
