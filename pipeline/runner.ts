@@ -228,7 +228,7 @@ const SCAN_PAGE = 2000;
 
 type ScanRow = [
   number,
-  string,
+  null,
   string | null,
   string | null,
   'ok' | 'error',
@@ -244,7 +244,9 @@ type ScanRow = [
   Uint8Array | null,
 ];
 
-const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
+// The id comes from the working set (ws.ids), not from each scan.
+const SCAN_COLUMNS = `pk, NULL, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
+const LEAN_COLUMNS = `pk, NULL, NULL, NULL, status, created_at_ms, NULL, user_id, session_id, tags, NULL, NULL, NULL, NULL, signals`;
 
 interface TransformChain {
   readonly transforms: readonly Transform[];
@@ -266,8 +268,16 @@ function* scanConversations(
   // Messages in bulk when the stage reads them; when it reads only signals, only where they must be computed
   // from (transformed) text. After any transform, roles and turn counts come from the parsed messages too.
   const withMessages = want === 'signals' ? textTransformed : want || transforms.length > 0;
-  const columns = withMessages ? SCAN_COLUMNS : SCAN_COLUMNS.replace('messages', 'NULL');
-  const oneMessages = store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck();
+  // A signals scan without text fetches lean rows: what signals stages read (status, time, user, session, tags,
+  // signals); anything else is fetched per row if a stage reads it after all.
+  const lean = want === 'signals' && !withMessages;
+  const columns = lean ? LEAN_COLUMNS : withMessages ? SCAN_COLUMNS : SCAN_COLUMNS.replace('messages', 'NULL');
+  const shared: ScanShared = {
+    ws,
+    chain,
+    oneMessages: store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck(),
+    oneRow: lean ? store.sqlite.prepare(`SELECT ${SCAN_COLUMNS.replace('messages', 'NULL')} FROM conversations WHERE pk = ?`).raw() : null,
+  };
   const signalsFiller = want === 'signals' && !textTransformed ? new SignalsFiller(store) : null;
   const task = progress.task(label, { total: ws.alive, unit: 'items' });
   try {
@@ -280,7 +290,7 @@ function* scanConversations(
       for (const [k, row] of page) {
         if (!ws.isAlive(k)) continue;
         task.tick(1);
-        yield scanned(k, row, chain, oneMessages);
+        yield new Scanned(k, row, shared);
       }
     }
   } finally {
@@ -403,58 +413,103 @@ function* alivePages(store: Store, ws: WorkingSet, columns: string): Generator<[
   }
 }
 
-/** One scanned conversation; messages, tools and tags are parsed only when a stage reads them. */
-function scanned(k: number, r: ScanRow, chain: TransformChain, oneMessages: Database.Statement): ScannedConversation {
-  const { transforms, textTransformed } = chain;
-  let tools: readonly unknown[] | null | undefined;
-  let tags: Record<string, unknown> | null | undefined;
-  let messages: readonly Message[] | undefined;
-  let signals: Signals | undefined;
-  // Transforms only add or remove system messages and rewrite text, but a removed trailing system message
-  // changes the last role: the stored columns are exact only while no transform has run.
-  const exact = transforms.length === 0 && r[13] !== null;
-  const conv: ScannedConversation = {
-    i: k,
-    pk: r[0],
-    id: r[1],
-    status: r[4],
-    createdAtMs: r[5],
-    model: r[6],
-    userId: r[7],
-    sessionId: r[8],
-    sourceFile: r[10],
-    sourceLine: r[11],
-    get tools() {
-      if (tools === undefined) tools = r[3] === null ? null : (JSON.parse(r[3]) as unknown[]);
-      return tools;
-    },
-    get tags() {
-      if (tags === undefined) tags = r[9] === null ? null : (JSON.parse(r[9]) as Record<string, unknown>);
-      return tags;
-    },
-    get messages() {
-      if (messages === undefined) {
-        let m = JSON.parse(r[2] ?? (oneMessages.get(r[0]) as string)) as readonly Message[];
-        for (const t of transforms) m = t(m, conv);
-        messages = m;
-      }
-      return messages;
-    },
-    get lastRole() {
-      if (exact) return r[13];
-      const m = conv.messages;
-      return m.length === 0 ? null : m[m.length - 1]!.role;
-    },
-    get assistantTurns() {
-      if (exact) return r[12];
-      return conv.messages.reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
-    },
-    get signals() {
-      if (signals === undefined) signals = (textTransformed ? null : signalsFromBlob(r[14])) ?? signalsFromMessages(conv.messages);
-      return signals;
-    },
-  };
-  return conv;
+/** What every conversation of one scan shares. */
+interface ScanShared {
+  readonly ws: WorkingSet;
+  readonly chain: TransformChain;
+  readonly oneMessages: Database.Statement;
+  /** Lean rows (a signals scan): the columns it did not fetch come from this, one row at a time, on access. */
+  readonly oneRow: Database.Statement | null;
+}
+
+/**
+ * One scanned conversation; messages, tools and tags are parsed only when a stage reads them. A class, not an
+ * object literal with getters: a scan makes one per live conversation, and per-object closures cost time and
+ * garbage at a million.
+ */
+class Scanned implements ScannedConversation {
+  private toolsValue: readonly unknown[] | null | undefined;
+  private tagsValue: Record<string, unknown> | null | undefined;
+  private messagesValue: readonly Message[] | undefined;
+  private signalsValue: Signals | undefined;
+  private fullRow: ScanRow | undefined;
+  constructor(
+    readonly i: number,
+    private readonly r: ScanRow,
+    private readonly s: ScanShared,
+  ) {}
+  private full(): ScanRow {
+    if (this.s.oneRow === null) return this.r;
+    return (this.fullRow ??= this.s.oneRow.get(this.r[0]) as ScanRow);
+  }
+  get pk(): number {
+    return this.r[0];
+  }
+  get id(): string {
+    return this.s.ws.ids[this.i]!;
+  }
+  get status(): 'ok' | 'error' {
+    return this.r[4];
+  }
+  get createdAtMs(): number | null {
+    return this.r[5];
+  }
+  get model(): string | null {
+    return this.full()[6];
+  }
+  get userId(): string | null {
+    return this.r[7];
+  }
+  get sessionId(): string | null {
+    return this.r[8];
+  }
+  get sourceFile(): string {
+    return this.full()[10];
+  }
+  get sourceLine(): number {
+    return this.full()[11];
+  }
+  get tools(): readonly unknown[] | null {
+    if (this.toolsValue === undefined) {
+      const t = this.full()[3];
+      this.toolsValue = t === null ? null : (JSON.parse(t) as unknown[]);
+    }
+    return this.toolsValue;
+  }
+  get tags(): Readonly<Record<string, unknown>> | null {
+    if (this.tagsValue === undefined) this.tagsValue = this.r[9] === null ? null : (JSON.parse(this.r[9]) as Record<string, unknown>);
+    return this.tagsValue;
+  }
+  get messages(): readonly Message[] {
+    if (this.messagesValue === undefined) {
+      let m = JSON.parse(this.r[2] ?? (this.s.oneMessages.get(this.r[0]) as string)) as readonly Message[];
+      for (const t of this.s.chain.transforms) m = t(m, this);
+      this.messagesValue = m;
+    }
+    return this.messagesValue;
+  }
+  /**
+   * Transforms only add or remove system messages and rewrite text, but a removed trailing system message
+   * changes the last role: the stored columns are exact only while no transform has run.
+   */
+  private exactColumns(): boolean {
+    return this.s.chain.transforms.length === 0 && this.full()[13] !== null;
+  }
+  get lastRole(): string | null {
+    if (this.exactColumns()) return this.full()[13];
+    const m = this.messages;
+    return m.length === 0 ? null : m[m.length - 1]!.role;
+  }
+  get assistantTurns(): number {
+    if (this.exactColumns()) return this.full()[12];
+    return this.messages.reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
+  }
+  get signals(): Signals {
+    if (this.signalsValue === undefined) {
+      this.signalsValue = (this.s.chain.textTransformed ? null : signalsFromBlob(this.r[14])) ?? signalsFromMessages(this.messages);
+    }
+    return this.signalsValue;
+  }
 }
 
 function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageNames: readonly string[]): void {
