@@ -513,15 +513,29 @@ class Scanned implements ScannedConversation {
 }
 
 function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageNames: readonly string[]): void {
-  const insert = store.sqlite.prepare(
-    `INSERT OR REPLACE INTO run_decisions (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  // Many rows per statement: one native call per ROWS rows instead of per row (0.64 -> 0.3 s at 200k).
+  const ROWS = 128;
+  const sql = (rows: number): string =>
+    `INSERT OR REPLACE INTO run_decisions (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) VALUES ${'(?, ?, ?, ?, ?, ?, ?, ?),'.repeat(rows - 1)}(?, ?, ?, ?, ?, ?, ?, ?)`;
+  const full = store.sqlite.prepare(sql(ROWS));
+  const params: unknown[] = [];
+  const add = (i: number): void => {
+    const by = ws.droppedBy[i]!;
+    const tokens = ws.tokens[i]! >= 0 ? ws.tokens[i]! : null;
+    if (by >= 0) params.push(runId, ws.pks[i], 'dropped', stageNames[by] ?? null, by, ws.reason(i), null, tokens);
+    else params.push(runId, ws.pks[i], ws.split[i] === SPLIT_TEST ? 'test' : 'train', null, null, null, ws.line[i]! || null, tokens);
+  };
   const batch = store.sqlite.transaction((from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      const by = ws.droppedBy[i]!;
-      const tokens = ws.tokens[i]! >= 0 ? ws.tokens[i]! : null;
-      if (by >= 0) insert.run(runId, ws.pks[i], 'dropped', stageNames[by] ?? null, by, ws.reason(i), null, tokens);
-      else insert.run(runId, ws.pks[i], ws.split[i] === SPLIT_TEST ? 'test' : 'train', null, null, null, ws.line[i]! || null, tokens);
+    let i = from;
+    for (; i + ROWS <= to; i += ROWS) {
+      params.length = 0;
+      for (let j = i; j < i + ROWS; j++) add(j);
+      full.run(params);
+    }
+    if (i < to) {
+      params.length = 0;
+      for (let j = i; j < to; j++) add(j);
+      store.sqlite.prepare(sql(to - i)).run(params);
     }
   });
   // IMMEDIATE: take the write lock before reading anything, so a concurrent run's commit cannot leave this
