@@ -4,7 +4,7 @@
  * failed run leaves the previous run's files as they were.
  */
 import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash, type Hash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { manifestSchema, type FileEntry, type Manifest } from '../schemas/manifest.js';
 import { autoEpochs, estimateCostUsd, type ModelInfo } from './models.js';
@@ -69,7 +69,7 @@ class SplitSink implements SplitAccumulator {
     this.billing += limit === null ? tokens.total : Math.min(limit, tokens.total);
     if (refusal) this.refusals++;
     // Native digest: lines are kilobytes long, and this runs once per example (a JS hash loop showed in profiles).
-    const h = createHash('md5').update(line).digest('base64');
+    const h = hash('md5', line, 'base64');
     if (this.seen.has(h)) this.duplicateLines.push(this.examples);
     else this.seen.add(h);
     if (this.fd !== null) {

@@ -4,7 +4,7 @@
  * redaction or the model's encoding is a different key. A nightly run over mostly old logs then counts only
  * what is new.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Store } from './store.js';
 import type { EncodingName } from './models.js';
 import { countExampleTokens, type ChatMessageLike, type Tokenizer } from './tokens.js';
@@ -31,7 +31,7 @@ export class TokenCache {
 
   /** SPEC §5's count of these messages, from the cache when this exact example was counted before. */
   count(messages: readonly ChatMessageLike[]): { total: number; assistant: number } {
-    const key = createHash('sha256').update(this.encoding).update('\u0000').update(JSON.stringify(messages)).digest('base64');
+    const key = hash('sha256', `${this.encoding}\u0000${JSON.stringify(messages)}`, 'base64');
     const packed = this.known.get(key);
     if (packed !== undefined && packed < SHIFT * SHIFT) {
       this.hits++;
