@@ -340,6 +340,12 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   try {
     const rows = ctx.store.sqlite.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE pk <= ? ORDER BY pk`).raw();
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
+    const encoded = new Map<string | null, string>();
+    const cached = (v: string | null): string => {
+      let e = encoded.get(v);
+      if (e === undefined) encoded.set(v, (e = jsonLine(v)));
+      return e;
+    };
     let k = 0;
     let buf: string[] = [];
     let len = 0;
@@ -347,11 +353,14 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
       while (k < ws.size && ws.pks[k]! < pk) k++;
       if (k >= ws.size || ws.pks[k] !== pk) continue;
       const by = ws.droppedBy[k]!;
-      const rec =
+      // Written field by field (the same bytes as jsonLine of the record object, which the tests check): one
+      // line per conversation at a million, with stage and file texts encoded once each.
+      const head = `{"id":${jsonLine(ws.ids[k])},"status":`;
+      const tail = `,"source":{"file":${cached(file)},"line":${srcLine}}}\n`;
+      const text =
         by >= 0
-          ? { id: ws.ids[k], status: 'dropped', stage: run.funnel[by]?.name ?? null, reason: ws.reason(k), line: null, source: { file, line: srcLine } }
-          : { id: ws.ids[k], status: ws.split[k] === SPLIT_TEST ? 'test' : 'train', stage: null, reason: null, line: ws.line[k] || null, source: { file, line: srcLine } };
-      const text = `${jsonLine(rec)}\n`;
+          ? `${head}"dropped","stage":${cached(run.funnel[by]?.name ?? null)},"reason":${jsonLine(ws.reason(k))},"line":null${tail}`
+          : `${head}"${ws.split[k] === SPLIT_TEST ? 'test' : 'train'}","stage":null,"reason":null,"line":${ws.line[k] || null}${tail}`;
       buf.push(text);
       len += text.length;
       if (len >= FLUSH_AT) {

@@ -200,7 +200,13 @@ interface LineageRow {
 }
 
 function lineage(out: string): LineageRow[] {
-  return readJsonl(join(out, 'lineage.jsonl')).lines.map((l) => JSON.parse(l) as LineageRow);
+  return readJsonl(join(out, 'lineage.jsonl')).lines.map((l) => {
+    const row = JSON.parse(l) as LineageRow;
+    // Each line is exactly the compact JSON of its record, keys in SPEC order, line-break characters escaped.
+    expect(Object.keys(row)).toEqual(['id', 'status', 'stage', 'reason', 'line', 'source']);
+    expect(l).toBe(JSON.stringify(row).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029').replace(/\u0085/g, '\\u0085'));
+    return row;
+  });
 }
 
 /** Lineage agrees with the files: every kept conversation points at its own line, each line once. */
