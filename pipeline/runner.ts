@@ -246,7 +246,7 @@ type ScanRow = [
 
 // The id comes from the working set (ws.ids), not from each scan.
 const SCAN_COLUMNS = `pk, NULL, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
-const LEAN_COLUMNS = `pk, NULL, NULL, NULL, status, created_at_ms, NULL, user_id, session_id, tags, NULL, NULL, NULL, NULL, signals`;
+const LEAN_COLUMNS = `pk, NULL, NULL, NULL, status, created_at_ms, model, user_id, session_id, tags, NULL, NULL, n_assistant, last_role, signals`;
 
 interface TransformChain {
   readonly transforms: readonly Transform[];
@@ -268,10 +268,10 @@ function* scanConversations(
   // Messages in bulk when the stage reads them; when it reads only signals, only where they must be computed
   // from (transformed) text. After any transform, roles and turn counts come from the parsed messages too.
   const withMessages = want === 'signals' ? textTransformed : want || transforms.length > 0;
-  // A signals scan without text fetches lean rows: what signals stages read (status, time, user, session, tags,
-  // signals); anything else is fetched per row if a stage reads it after all.
-  const lean = want === 'signals' && !withMessages;
-  const columns = lean ? LEAN_COLUMNS : withMessages ? SCAN_COLUMNS : SCAN_COLUMNS.replace('messages', 'NULL');
+  // A scan without text fetches lean rows: the small columns stages read (and signals, for a signals scan);
+  // tools and the source are fetched per row if a stage reads them after all.
+  const lean = !withMessages;
+  const columns = lean ? (want === 'signals' ? LEAN_COLUMNS : LEAN_COLUMNS.replace(/signals$/, 'NULL')) : SCAN_COLUMNS;
   const shared: ScanShared = {
     ws,
     chain,
@@ -455,7 +455,7 @@ class Scanned implements ScannedConversation {
     return this.r[5];
   }
   get model(): string | null {
-    return this.full()[6];
+    return this.r[6];
   }
   get userId(): string | null {
     return this.r[7];
@@ -493,15 +493,15 @@ class Scanned implements ScannedConversation {
    * changes the last role: the stored columns are exact only while no transform has run.
    */
   private exactColumns(): boolean {
-    return this.s.chain.transforms.length === 0 && this.full()[13] !== null;
+    return this.s.chain.transforms.length === 0 && this.r[13] !== null;
   }
   get lastRole(): string | null {
-    if (this.exactColumns()) return this.full()[13];
+    if (this.exactColumns()) return this.r[13];
     const m = this.messages;
     return m.length === 0 ? null : m[m.length - 1]!.role;
   }
   get assistantTurns(): number {
-    if (this.exactColumns()) return this.full()[12];
+    if (this.exactColumns()) return this.r[12];
     return this.messages.reduce((c, m) => c + (m.role === 'assistant' ? 1 : 0), 0);
   }
   get signals(): Signals {
