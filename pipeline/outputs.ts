@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { manifestSchema, type FileEntry, type Manifest } from '../schemas/manifest.js';
 import { autoEpochs, estimateCostUsd, type ModelInfo } from './models.js';
 import { tokenStats } from './tokens.js';
-import { renderReport, type ReportData } from './report.js';
+import type { ReportData } from './report.js';
 import { redactPii, PII_KINDS } from './pii.js';
 import { contentText } from './messages.js';
 import { reasonCategory, SPLIT_TEST } from './working-set.js';
@@ -296,6 +296,8 @@ export class OutputWriter {
 
     if (p.lineage) writeLineage(join(this.staging, 'lineage.jsonl'), ctx, run);
     if (p.report) {
+      // Loaded only when a report is asked for: vega and vega-lite take ~250 ms to load.
+      const { renderReport } = await import('./report.js');
       const html = await renderReport(await reportData(manifest, ctx, run, this.train.totals, this.test.totals));
       writeWhole(join(this.staging, 'report.html'), html);
     }
