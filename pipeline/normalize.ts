@@ -131,8 +131,16 @@ function fnvString(s: string): void {
   }
 }
 
+const NIBBLE = '0123456789abcdef';
+
+/** A uint32 as 8 lowercase hex digits (Number#toString(16) is slow above 2^31). */
 function hex8(x: number): string {
-  return x.toString(16).padStart(8, '0');
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    out = NIBBLE[x & 15]! + out;
+    x >>>= 4;
+  }
+  return out;
 }
 
 /**

@@ -16,7 +16,7 @@ import { silentProgress, type Progress } from './progress.js';
 import type { FeedbackAggregate, Message, RunFacts, ScannedConversation, StageContext, Transform } from './stage.js';
 import { reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
-import { encodeSignals, signalsFromBlob, signalsFromMessages, type Signals } from './signals.js';
+import { encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
 
 export interface RunOptions {
   /** `--db`: overrides the config's store. */
@@ -241,7 +241,7 @@ type ScanRow = [
   number,
   number,
   string | null,
-  Uint8Array | null,
+  string | null,
 ];
 
 // The id comes from the working set (ws.ids), not from each scan.
@@ -305,16 +305,16 @@ function* scanConversations(
  */
 class SignalsFiller {
   private readonly update: Database.Statement;
-  private readonly save: Database.Transaction<(rows: [Buffer, number][]) => void>;
+  private readonly save: Database.Transaction<(rows: [string, number][]) => void>;
   private readonly messagesOf = new Map<number, Database.Statement>();
   constructor(private readonly store: Store) {
     this.update = store.sqlite.prepare(`UPDATE conversations SET signals = ? WHERE pk = ?`);
     this.save = store.sqlite.transaction((rows) => {
-      for (const [blob, pk] of rows) this.update.run(blob, pk);
+      for (const [text, pk] of rows) this.update.run(text, pk);
     });
   }
   fill(page: readonly [number, ScanRow][]): void {
-    const missing = page.filter(([, r]) => signalsFromBlob(r[14]) === null).map(([, r]) => r);
+    const missing = page.filter(([, r]) => signalsFromStored(r[14]) === null).map(([, r]) => r);
     if (missing.length === 0) return;
     const needText = missing.filter((r) => r[2] === null);
     if (needText.length > 0) {
@@ -323,12 +323,12 @@ class SignalsFiller {
       const text = new Map(st.all(needText.map((r) => r[0])) as [number, string][]);
       for (const r of needText) r[2] = text.get(r[0]) ?? null;
     }
-    const saved: [Buffer, number][] = [];
+    const saved: [string, number][] = [];
     for (const r of missing) {
       if (r[2] === null) continue;
-      const blob = encodeSignals(JSON.parse(r[2]) as Message[]);
-      r[14] = blob;
-      saved.push([blob, r[0]]);
+      const stored = encodeSignals(JSON.parse(r[2]) as Message[]);
+      r[14] = stored;
+      saved.push([stored, r[0]]);
     }
     try {
       retryWhileBusy(() => this.save.immediate(saved), 2_000);
@@ -506,7 +506,7 @@ class Scanned implements ScannedConversation {
   }
   get signals(): Signals {
     if (this.signalsValue === undefined) {
-      this.signalsValue = (this.s.chain.textTransformed ? null : signalsFromBlob(this.r[14])) ?? signalsFromMessages(this.messages);
+      this.signalsValue = (this.s.chain.textTransformed ? null : signalsFromStored(this.r[14])) ?? signalsFromMessages(this.messages);
     }
     return this.signalsValue;
   }

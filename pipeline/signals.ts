@@ -3,14 +3,16 @@
  * conversation's messages and kept in the store (`conversations.signals`), so nightly runs need not parse and
  * normalise every conversation's text again in dedupe, rebalance_refusals and split (issue 6).
  *
- * What is kept (64 bytes, little-endian):
- *   0  u32  stamp: which code computed this (see SIGNALS_STAMP)
- *   4  u32  flags: bit 0 = the default refusal detector judges the final assistant message a refusal
- *   8  f64  key53 of the normalised dedupe key `conversation`      40 u32 its length in UTF-16 units
- *  16  f64  key53 of the normalised key `prompt` (all user turns)   44 u32 its length
- *  24  f64  key53 of the normalised key `last_user`                 48 u32 its length
- *  32  f64  key53 of the normalised first user turn (NaN if empty)  52 u32 number of user messages
- *  56  u32  FNV-1a 64 of the normalised prompt, high half           60 u32 low half (split's stable key)
+ * What is kept: a fixed-width text of 113 characters (text, not a blob: a scan reads it as a cheap string
+ * where a blob would cost a Buffer per row; fields are parsed only when read):
+ *     0  8  stamp: which code computed this (see SIGNALS_STAMP)
+ *     8  1  1 = the default refusal detector judges the final assistant message a refusal, else 0
+ *     9 22  dedupe key `conversation`: key53 of the normalised text (14) and its length in UTF-16 units (8)
+ *    31 22  dedupe key `prompt` (all user turns), the same way
+ *    53 22  dedupe key `last_user`, the same way
+ *    75 14  key53 of the normalised first user message, or 14 dashes when there is none or it is empty
+ *    89  8  number of user messages
+ *    97 16  FNV-1a 64 of the normalised prompt (split's stable key, hashText)
  *
  * Never stale: signals are a pure function of the stored messages (which are never rewritten) and of the code
  * that computes them. The stamp is a hash of that code's compiled source (this module, normalisation, message
@@ -30,14 +32,14 @@ import { createRefusalDetector } from './refusal.js';
 
 export type SignalKey = 'conversation' | 'prompt' | 'last_user';
 
-export const SIGNALS_BYTES = 64;
+export const SIGNALS_CHARS = 113;
 
-/** The hash of the compiled code signals depend on; a stored blob with another stamp is ignored. */
+/** The hash of the compiled code signals depend on; a stored text with another stamp is ignored. */
 export const SIGNALS_STAMP: number = (() => {
   const self = fileURLToPath(import.meta.url);
   // .js when compiled, .ts when run from source (tests): the stamp is of whatever code is running.
   const sources = ['signals', 'normalize', 'messages', 'refusal'].map((m) => readFileSync(join(dirname(self), `${m}${extname(self)}`), 'utf8'));
-  return hash53(`logcurate-signals\u0000${SIGNALS_BYTES}\u0000${sources.join('\u0000')}`) % 4294967296;
+  return hash53(`logcurate-signals\u0000${SIGNALS_CHARS}\u0000${sources.join('\u0000')}`) % 4294967296;
 })();
 
 const KEY_SLOT: Record<SignalKey, number> = { conversation: 0, prompt: 1, last_user: 2 };
@@ -59,29 +61,31 @@ export interface Signals {
   defaultRefusal(): boolean;
 }
 
+const KEY_AT = [9, 31, 53];
+const HEX = (s: string, from: number, len: number): number => Number.parseInt(s.slice(from, from + len), 16);
+
 class StoredSignals implements Signals {
-  constructor(private readonly v: DataView) {}
+  constructor(private readonly t: string) {}
   keyHash(key: SignalKey): number {
-    return this.v.getFloat64(8 + 8 * KEY_SLOT[key], true);
+    return HEX(this.t, KEY_AT[KEY_SLOT[key]]!, 14);
   }
   keyLength(key: SignalKey): number {
-    return this.v.getUint32(40 + 4 * KEY_SLOT[key], true);
+    return HEX(this.t, KEY_AT[KEY_SLOT[key]]! + 14, 8);
   }
   promptHashHex(): string {
-    return hex8(this.v.getUint32(56, true)) + hex8(this.v.getUint32(60, true));
+    return this.t.slice(97, 113);
   }
   linkHashes(): number[] {
     const out: number[] = [];
     if (this.keyLength('prompt') > 0) out.push(this.keyHash('prompt'));
-    if (this.v.getUint32(52, true) > 1) {
-      const first = this.v.getFloat64(32, true);
-      if (!Number.isNaN(first)) out.push(first);
+    if (HEX(this.t, 89, 8) > 1) {
+      if (this.t.charCodeAt(75) !== 0x2d) out.push(HEX(this.t, 75, 14));
       if (this.keyLength('last_user') > 0) out.push(this.keyHash('last_user'));
     }
     return distinct(out);
   }
   defaultRefusal(): boolean {
-    return (this.v.getUint32(4, true) & 1) === 1;
+    return this.t.charCodeAt(8) === 0x31;
   }
 }
 
@@ -143,37 +147,45 @@ function distinct(xs: number[]): number[] {
   return xs.length < 2 ? xs : [...new Set(xs)];
 }
 
-function hex8(x: number): string {
-  return x.toString(16).padStart(8, '0');
-}
-
 /** Signals computed from messages (after any transforms), each on first use. */
 export function signalsFromMessages(messages: readonly Message[]): Signals {
   return new ComputedSignals(messages);
 }
 
-/** Stored signals, or null when the blob is absent, malformed or from other code (then compute them). */
-export function signalsFromBlob(blob: Uint8Array | null | undefined): Signals | null {
-  if (!blob || blob.byteLength !== SIGNALS_BYTES) return null;
-  const v = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-  return v.getUint32(0, true) === SIGNALS_STAMP ? new StoredSignals(v) : null;
+const NIBBLE = '0123456789abcdef';
+const STAMP_HEX = hex(SIGNALS_STAMP, 8);
+
+/** Stored signals, or null when absent, malformed or from other code (then compute them). */
+export function signalsFromStored(stored: unknown): Signals | null {
+  if (typeof stored !== 'string' || stored.length !== SIGNALS_CHARS || !stored.startsWith(STAMP_HEX)) return null;
+  return new StoredSignals(stored);
 }
 
-/** All signals of the messages as stored, as the blob kept in `conversations.signals`. */
-export function encodeSignals(messages: readonly Message[]): Buffer {
+/** All signals of the messages as stored, as the text kept in `conversations.signals`. */
+export function encodeSignals(messages: readonly Message[]): string {
   const s = new ComputedSignals(messages);
-  const buf = Buffer.alloc(SIGNALS_BYTES);
-  const v = new DataView(buf.buffer, buf.byteOffset, SIGNALS_BYTES);
-  v.setUint32(0, SIGNALS_STAMP, true);
-  v.setUint32(4, s.defaultRefusal() ? 1 : 0, true);
-  for (const key of ['conversation', 'prompt', 'last_user'] as const) {
-    v.setFloat64(8 + 8 * KEY_SLOT[key], s.keyHash(key), true);
-    v.setUint32(40 + 4 * KEY_SLOT[key], s.keyLength(key), true);
+  let out = STAMP_HEX + (s.defaultRefusal() ? '1' : '0');
+  for (const key of ['conversation', 'prompt', 'last_user'] as const) out += hex(s.keyHash(key), 14) + hex(s.keyLength(key), 8);
+  const first = s.firstUserHash();
+  out += Number.isNaN(first) ? '-'.repeat(14) : hex(first, 14);
+  out += hex(s.users().length, 8);
+  out += s.promptHashHex();
+  return out;
+}
+
+/** `x` (an integer below 2^53) as `width` lowercase hex digits; Number#toString(16) is slow on non-small integers. */
+function hex(x: number, width: number): string {
+  let lo = x % 4294967296;
+  let hi = (x - lo) / 4294967296;
+  let out = '';
+  for (let i = 0; i < width; i++) {
+    if (i < 8) {
+      out = NIBBLE[lo & 15]! + out;
+      lo >>>= 4;
+    } else {
+      out = NIBBLE[hi & 15]! + out;
+      hi >>>= 4;
+    }
   }
-  v.setFloat64(32, s.firstUserHash(), true);
-  v.setUint32(52, s.users().length, true);
-  const hex = s.promptHashHex();
-  v.setUint32(56, Number.parseInt(hex.slice(0, 8), 16), true);
-  v.setUint32(60, Number.parseInt(hex.slice(8), 16), true);
-  return buf;
+  return out;
 }

@@ -47,7 +47,7 @@ export interface ConversationsTable {
   n_assistant: number;
   last_role: string | null;
   /** pipeline/signals.ts: derived at ingest (or by the first run that needs them); null = not yet computed. */
-  signals: Uint8Array | null;
+  signals: string | null;
   source_file: string;
   source_line: number;
 }
@@ -253,7 +253,7 @@ const MIGRATIONS: readonly string[] = [
   // v5: per-conversation signals (pipeline/signals.ts), so runs need not re-read every conversation's text.
   // Rows ingested before this are filled in by the first run that needs them.
   `
-  ALTER TABLE conversations ADD COLUMN signals BLOB;
+  ALTER TABLE conversations ADD COLUMN signals TEXT;
   `,
 ];
 

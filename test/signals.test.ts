@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ingest } from '../pipeline/ingest.js';
 import { openStore } from '../pipeline/store.js';
-import { encodeSignals, signalsFromBlob, signalsFromMessages, SIGNALS_BYTES, type Signals } from '../pipeline/signals.js';
+import { encodeSignals, signalsFromMessages, signalsFromStored, SIGNALS_CHARS, type Signals } from '../pipeline/signals.js';
 import { finalAssistantText, keyText, messageText } from '../pipeline/messages.js';
 import { hashText, key53, normalizeText } from '../pipeline/normalize.js';
 import { createRefusalDetector } from '../pipeline/refusal.js';
@@ -91,16 +91,16 @@ describe('signals', () => {
     for (const m of HOSTILE) expect(view(signalsFromMessages(m))).toEqual(reference(m));
   });
 
-  it('the stored blob round-trips every signal, and a blob from other code or of another size is refused', () => {
+  it('the stored text round-trips every signal, and one from other code or of another length is refused', () => {
     for (const m of HOSTILE) {
-      const blob = encodeSignals(m);
-      expect(blob.length).toBe(SIGNALS_BYTES);
-      expect(view(signalsFromBlob(blob)!)).toEqual(view(signalsFromMessages(m)));
-      const other = Buffer.from(blob);
-      other.writeUInt32LE((other.readUInt32LE(0) + 1) >>> 0, 0);
-      expect(signalsFromBlob(other)).toBeNull();
-      expect(signalsFromBlob(blob.subarray(0, 63))).toBeNull();
-      expect(signalsFromBlob(null)).toBeNull();
+      const stored = encodeSignals(m);
+      expect(stored).toHaveLength(SIGNALS_CHARS);
+      expect(view(signalsFromStored(stored)!)).toEqual(view(signalsFromMessages(m)));
+      const otherStamp = (stored.startsWith('0') ? '1' : '0') + stored.slice(1);
+      expect(signalsFromStored(otherStamp)).toBeNull();
+      expect(signalsFromStored(stored.slice(0, -1))).toBeNull();
+      expect(signalsFromStored(null)).toBeNull();
+      expect(signalsFromStored(Buffer.from(stored))).toBeNull();
     }
   });
 
@@ -108,11 +108,11 @@ describe('signals', () => {
     const store = openStore(join(dir, 'sample.db'));
     const sample = join(REPO, 'data', 'sample');
     await ingest(store, readdirSync(sample).filter((f) => /\.(jsonl|csv)(\.gz)?$/.test(f)).map((f) => join(sample, f)));
-    const rows = store.sqlite.prepare(`SELECT id, messages, signals FROM conversations`).all() as { id: string; messages: string; signals: Buffer | null }[];
+    const rows = store.sqlite.prepare(`SELECT id, messages, signals FROM conversations`).all() as { id: string; messages: string; signals: string | null }[];
     await store.close();
     expect(rows.length).toBeGreaterThan(1000);
     for (const r of rows) {
-      const stored = signalsFromBlob(r.signals);
+      const stored = signalsFromStored(r.signals);
       expect(stored, r.id).not.toBeNull();
       const messages = JSON.parse(r.messages) as Message[];
       expect(view(stored!), r.id).toEqual(reference(messages));
@@ -138,10 +138,10 @@ describe('signals', () => {
 
     const sqlite = new Database(db);
     const valid = (): number =>
-      (sqlite.prepare(`SELECT signals FROM conversations`).all() as { signals: Buffer | null }[]).filter((r) => signalsFromBlob(r.signals) !== null).length;
+      (sqlite.prepare(`SELECT signals FROM conversations`).all() as { signals: string | null }[]).filter((r) => signalsFromStored(r.signals) !== null).length;
     expect(valid()).toBe(60);
-    // As a store from before signals existed: none. Then as one written by other code: a wrong stamp.
-    for (const spoil of [`UPDATE conversations SET signals = NULL`, `UPDATE conversations SET signals = zeroblob(${SIGNALS_BYTES})`]) {
+    // As a store from before signals existed: none. Then as one written by other code: a wrong stamp; a blob.
+    for (const spoil of [`UPDATE conversations SET signals = NULL`, `UPDATE conversations SET signals = CASE substr(signals, 1, 1) WHEN 'f' THEN 'e' ELSE 'f' END || substr(signals, 2)`, `UPDATE conversations SET signals = zeroblob(${SIGNALS_CHARS})`]) {
       sqlite.exec(spoil);
       expect(valid()).toBe(0);
       const again = await curate(dir, { logs, stages, db });
