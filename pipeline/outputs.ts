@@ -25,7 +25,12 @@ import { JobError } from './errors.js';
  * record, so they are written as escapes: the same value, one line for every reader.
  */
 export function jsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeLineBreaks(JSON.stringify(value));
+}
+
+/** Escapes U+0085, U+2028 and U+2029 in JSON text (see jsonLine). */
+export function escapeLineBreaks(json: string): string {
+  return json.replace(/[\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export interface SplitAccumulator {

@@ -29,20 +29,36 @@ export class TokenCache {
     }
   }
 
-  /** SPEC §5's count of these messages, from the cache when this exact example was counted before. */
-  count(messages: readonly ChatMessageLike[]): { total: number; assistant: number } {
-    const key = hash('sha256', `${this.encoding}\u0000${JSON.stringify(messages)}`, 'base64');
+  /** The cache key of an example: its encoding and its exact messages JSON (`JSON.stringify(messages)`). */
+  keyOf(messagesJson: string): string {
+    return hash('sha256', `${this.encoding}\u0000${messagesJson}`, 'base64');
+  }
+
+  /** The cached count for a key, or null (counted as a miss: the caller counts and `put`s it). */
+  get(key: string): { total: number; assistant: number } | null {
     const packed = this.known.get(key);
     if (packed !== undefined && packed < SHIFT * SHIFT) {
       this.hits++;
       return { total: Math.floor(packed / SHIFT), assistant: packed % SHIFT };
     }
     this.misses++;
-    const counted = countExampleTokens(messages, this.tok);
-    if (counted.total < SHIFT && counted.assistant < SHIFT) {
+    return null;
+  }
+
+  put(key: string, counted: { total: number; assistant: number }): void {
+    if (counted.total < SHIFT && counted.assistant < SHIFT && !this.known.has(key)) {
       this.known.set(key, counted.total * SHIFT + counted.assistant);
       this.fresh.push([key, counted.total, counted.assistant]);
     }
+  }
+
+  /** SPEC §5's count of these messages, from the cache when this exact example was counted before. */
+  count(messages: readonly ChatMessageLike[]): { total: number; assistant: number } {
+    const key = this.keyOf(JSON.stringify(messages));
+    const cached = this.get(key);
+    if (cached) return cached;
+    const counted = countExampleTokens(messages, this.tok);
+    this.put(key, counted);
     return counted;
   }
 

@@ -14,9 +14,10 @@ import { contentText, finalAssistantText, keyText } from '../pipeline/messages.j
 import { hashText, normalizeText } from '../pipeline/normalize.js';
 import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_TEST } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
-import { jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
+import { escapeLineBreaks, jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
 import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import { TokenCache } from '../pipeline/token-cache.js';
+import { TokenCounter } from '../pipeline/token-counter.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
 
 export const emitParams = z.strictObject({
@@ -142,34 +143,48 @@ function buildCompletion(messages: readonly Message[], limit: number | null, tru
   return { line: jsonLine(ex), tokens, truncated, kept };
 }
 
-function buildChat(
-  messages: readonly Message[],
-  tools: readonly unknown[] | null,
-  limit: number | null,
-  truncate: boolean,
-  tok: Tokenizer,
-  cache: TokenCache,
-): Built {
-  let msgs = messages.map(toTrainingMessage);
+/** A chat example built and checked, waiting for its token count (from the cache, or counted in a batch). */
+interface PreparedChat {
+  readonly example: Record<string, unknown>;
+  readonly msgs: Record<string, unknown>[];
+  /** JSON.stringify(msgs): the token-cache key's text, what gets counted, and the line's first part. */
+  readonly json: string;
+  readonly key: string;
+  tokens: Tokens | null;
+}
+
+function prepareChat(messages: readonly Message[], tools: readonly unknown[] | null, cache: TokenCache): PreparedChat | { readonly drop: string } {
+  const msgs = messages.map(toTrainingMessage);
   const example: Record<string, unknown> = { messages: msgs };
   if (tools && tools.length > 0) example.tools = tools;
   const errors = checkExample(example);
   if (errors.length > 0) return { drop: `invalid:${errors[0]!.kind}` };
-  let tokens = cache.count(msgs as never);
-  let truncated = false;
+  const json = JSON.stringify(msgs);
+  const key = cache.keyOf(json);
+  return { example, msgs, json, key, tokens: cache.get(key) };
+}
+
+/** The line of a counted example, held to the limit (dropped or truncated). */
+function finishChat(prep: PreparedChat, limit: number | null, truncate: boolean, tok: Tokenizer): Built {
+  let tokens = prep.tokens!;
   if (limit !== null && tokens.total > limit) {
     const over = tokens.total;
-    const cut = truncate ? truncateTurns(msgs, (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
+    const cut = truncate ? truncateTurns(prep.msgs, (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
     if (!cut) return { drop: 'over_limit', overLimit: over };
-    msgs = cut;
-    example.messages = msgs;
+    const example = { ...prep.example, messages: cut };
     // Cutting at turn boundaries keeps an example valid; checked anyway, emit never writes an invalid one.
     if (checkExample(example).length > 0) return { drop: 'over_limit', overLimit: over };
-    tokens = countExampleTokens(msgs as never, tok);
-    truncated = true;
+    tokens = countExampleTokens(cut as never, tok);
+    return { line: jsonLine(example), tokens, truncated: true, kept: cut as Message[] };
   }
-  return { line: jsonLine(example), tokens, truncated, kept: msgs as Message[] };
+  // The same bytes as jsonLine(example) (keys messages, then tools), without serialising the messages twice.
+  const tools = prep.example.tools;
+  const line = escapeLineBreaks(`{"messages":${prep.json}${tools === undefined ? '' : `,"tools":${JSON.stringify(tools)}`}}`);
+  return { line, tokens, truncated: false, kept: prep.msgs as Message[] };
 }
+
+/** Conversations per window: one window is counted (on a worker) while the next one is built. */
+const WINDOW = 2048;
 
 export default defineStage({
   name: 'emit',
@@ -177,7 +192,7 @@ export default defineStage({
   prepare(p, env) {
     return { ...p, dir: resolve(env.configDir, p.dir) };
   },
-  run(ctx, p) {
+  async run(ctx, p) {
     const facts = ctx.facts as RunFactsInternal;
     const model = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens });
     const tok = getTokenizer(model.encoding);
@@ -193,41 +208,72 @@ export default defineStage({
     const prompts = truncate ? { train: new Set<string>(), test: new Set<string>() } : null;
     let noSystemOrUser = 0;
     const noSystemOrUserIds: string[] = [];
+    const counter = new TokenCounter(model.encoding, tok);
+    type Pending = { readonly i: number; readonly id: string; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat };
+    /** Writes one conversation's outcome, in scan order. */
+    const settle = (pend: Pending): void => {
+      const split: SplitAccumulator = pend.isTest ? writer.test : writer.train;
+      const built = 'json' in pend.built ? finishChat(pend.built, limit, truncate, tok) : pend.built;
+      if ('drop' in built) {
+        if (built.overLimit !== undefined) {
+          split.overLimit++;
+          if (p.over_limit === 'fail') throw overLimitError(pend.id, built.overLimit, limit!, p.model);
+          ctx.ws.tokens[pend.i] = built.overLimit;
+        }
+        ctx.drop(pend.i, built.drop);
+        return;
+      }
+      if (built.truncated) {
+        split.overLimit++;
+        truncated++;
+      }
+      if (prompts) (pend.isTest ? prompts.test : prompts.train).add(hashText(normalizeText(keyText(built.kept, 'prompt'))));
+      if (!built.kept.some((m) => m.role === 'system' || m.role === 'user')) {
+        noSystemOrUser++;
+        if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(pend.id);
+      }
+      ctx.ws.tokens[pend.i] = built.tokens.total;
+      ctx.ws.line[pend.i] = split.write(built.line, built.tokens, limit, pend.refusal);
+    };
+    /** Sends a window's uncached examples to be counted; resolves once every example in it has its tokens. */
+    const count = (window: Pending[]): Promise<Pending[]> => {
+      const missing = window.map((w) => w.built).filter((b): b is PreparedChat => 'json' in b && b.tokens === null);
+      return counter.count(missing.map((m) => m.json)).then((counts) => {
+        missing.forEach((m, k) => {
+          m.tokens = { total: counts[2 * k]!, assistant: counts[2 * k + 1]! };
+          cache.put(m.key, m.tokens);
+        });
+        return window;
+      });
+    };
     try {
+      let window: Pending[] = [];
+      let inFlight: Promise<Pending[]> | null = null;
       for (const c of ctx.scan('emit')) {
         const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
-        const split: SplitAccumulator = isTest ? writer.test : writer.train;
-        const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : buildChat(c.messages, c.tools, limit, truncate, tok, cache);
-        if ('drop' in built) {
-          if (built.overLimit !== undefined) {
-            split.overLimit++;
-            if (p.over_limit === 'fail') throw overLimitError(c.id, built.overLimit, limit!, p.model);
-            ctx.ws.tokens[c.i] = built.overLimit;
-          }
-          ctx.drop(c.i, built.drop);
-          continue;
-        }
-        if (built.truncated) {
-          split.overLimit++;
-          truncated++;
-        }
-        if (prompts) (isTest ? prompts.test : prompts.train).add(hashText(normalizeText(keyText(built.kept, 'prompt'))));
-        if (!built.kept.some((m) => m.role === 'system' || m.role === 'user')) {
-          noSystemOrUser++;
-          if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(c.id);
-        }
-        ctx.ws.tokens[c.i] = built.tokens.total;
+        const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache);
         // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
         const verdict = ctx.ws.refusal[c.i]!;
-        const isRefusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
-        ctx.ws.line[c.i] = split.write(built.line, built.tokens, limit, isRefusal);
+        const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
+        window.push({ i: c.i, id: c.id, isTest, refusal, built });
+        if (window.length >= WINDOW) {
+          // Build the next window while this one is counted; lines are still written strictly in scan order.
+          const previous: Promise<Pending[]> | null = inFlight;
+          inFlight = count(window);
+          window = [];
+          if (previous) for (const pend of await previous) settle(pend);
+        }
       }
+      if (inFlight) for (const pend of await inFlight) settle(pend);
+      for (const pend of await count(window)) settle(pend);
     } catch (err) {
       writer.abort();
       throw err;
+    } finally {
+      await counter.close();
     }
     cache.save();
-    ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses };
+    ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses, batches_on_worker: counter.threaded };
     ctx.stats.truncated = truncated;
     if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit of ${p.model} were truncated (whole turns removed from the front)`);
     if (prompts && truncated > 0) {

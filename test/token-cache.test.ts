@@ -21,7 +21,7 @@ function config(systemText: string): string {
   return path;
 }
 
-function emitStats(): { hits: number; misses: number } {
+function emitStats(): { hits: number; misses: number; batches_on_worker: number } {
   const db = new Database(join(dir, 'store.db'), { readonly: true });
   const row = db
     .prepare(`SELECT stats_json FROM run_stages WHERE name = 'emit' AND run_id = (SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1)`)
@@ -38,15 +38,15 @@ describe('token counts are reused across runs, keyed so they never go stale', ()
       jsonl(Array.from({ length: 30 }, (_, k) => ({ id: `t${k}`, messages: [{ role: 'user', content: `question ${k} <|endoftext|>` }, { role: 'assistant', content: `answer ${k}` }] }))),
     );
     const first = await runConfigFile(config('You are helpful.'), {});
-    expect(emitStats()).toEqual({ hits: 0, misses: 30 });
+    expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0 });
     const train1 = readFileSync(join(dir, 'out', 'train.jsonl'), 'utf8');
     const second = await runConfigFile(config('You are helpful.'), {});
-    expect(emitStats()).toEqual({ hits: 30, misses: 0 });
+    expect(emitStats()).toEqual({ hits: 30, misses: 0, batches_on_worker: 0 });
     expect(readFileSync(join(dir, 'out', 'train.jsonl'), 'utf8')).toBe(train1);
     expect(second.manifest.files).toEqual(first.manifest.files);
     // Another system prompt: every example's text changed, so every count is made afresh (and is larger).
     const third = await runConfigFile(config('You are a very helpful and precise assistant.'), {});
-    expect(emitStats()).toEqual({ hits: 0, misses: 30 });
+    expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0 });
     const t1 = (first.manifest.files as { train: { tokens: { total: number } } }).train.tokens.total;
     const t3 = (third.manifest.files as { train: { tokens: { total: number } } }).train.tokens.total;
     expect(t3).toBeGreaterThan(t1);
