@@ -259,7 +259,7 @@ async function ingestFile(
     ? { lines: prior.lines, inserted: prior.inserted, already_present: prior.already_present, blank: prior.blank, quarantined: prior.quarantined }
     : zeroCounts();
   const skipUnits = counts.lines;
-  const batchSize = opts.batchSize ?? 2000;
+  const batchSize = opts.batchSize ?? 8000;
   // Progress counts decompressed bytes; a .gz file's size is compressed, so it gets a running count instead.
   const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: /\.gz$/i.test(path) ? undefined : bytes, unit: 'bytes' });
   const forcedShape = isCsv ? undefined : forced;
