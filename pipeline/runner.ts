@@ -100,18 +100,22 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   retryWhileBusy(() => insertRun.run(runId, config.name, canonicalJson(config.raw), config.sha256, config.seed, startedAt.toISOString()), BUSY_MS);
 
   // Freeze what this run considers: conversations and feedback as of now, read in one transaction so both come
-  // from the same snapshot even while another process ingests. Rows are never updated, so later concurrent
-  // ingests cannot change this run's view.
-  const { rows, maxFeedbackPk } = sqlite.transaction(() => ({
-    rows: sqlite.prepare(`SELECT pk, id FROM conversations ORDER BY pk`).raw().all() as [number, string][],
-    maxFeedbackPk: Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m),
-  }))();
-  const pks = new Int32Array(rows.length);
-  const ids: string[] = new Array<string>(rows.length);
-  rows.forEach(([pk, id], k) => {
-    pks[k] = pk;
-    ids[k] = id;
-  });
+  // from the same snapshot even while another process ingests. Rows are never changed (only their derived
+  // signals may be filled in), so later concurrent ingests cannot change this run's view. Read row by row into
+  // the columns: an array of a million [pk, id] rows would stay alive for the whole run.
+  const { pks, ids, maxFeedbackPk } = sqlite.transaction(() => {
+    const pkList: number[] = [];
+    const idList: string[] = [];
+    for (const [pk, id] of sqlite.prepare(`SELECT pk, id FROM conversations ORDER BY pk`).raw().iterate() as Iterable<[number, string]>) {
+      pkList.push(pk);
+      idList.push(id);
+    }
+    return {
+      pks: Int32Array.from(pkList),
+      ids: idList,
+      maxFeedbackPk: Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m),
+    };
+  })();
   const ws = new WorkingSet(pks, ids);
   const facts: RunFactsInternal = { outOverride: opts.out };
   const transforms: Transform[] = [];

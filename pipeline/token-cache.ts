@@ -5,28 +5,21 @@
  * what is new.
  */
 import { hash } from 'node:crypto';
-import type { Store } from './store.js';
+import type { Statement } from 'better-sqlite3';
+import { retryWhileBusy, type Store } from './store.js';
 import type { EncodingName } from './models.js';
-import { countExampleTokens, type ChatMessageLike, type Tokenizer } from './tokens.js';
-
-/** total and assistant packed in one number: both stay far below 2^26 tokens per example. */
-const SHIFT = 2 ** 26;
 
 export class TokenCache {
-  private readonly known = new Map<string, number>();
-  private readonly fresh: [string, number, number][] = [];
+  private readonly lookups = new Map<number, Statement>();
+  private readonly insert: Statement;
   hits = 0;
   misses = 0;
 
   constructor(
     private readonly store: Store,
     private readonly encoding: EncodingName,
-    private readonly tok: Tokenizer,
   ) {
-    const rows = store.sqlite.prepare(`SELECT example_sha256, total, assistant FROM token_cache WHERE encoding = ?`).raw();
-    for (const [key, total, assistant] of rows.iterate(encoding) as Iterable<[string, number, number]>) {
-      this.known.set(key, total * SHIFT + assistant);
-    }
+    this.insert = store.sqlite.prepare(`INSERT INTO token_cache (encoding, example_sha256, total, assistant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`);
   }
 
   /** The cache key of an example: its encoding and its exact messages JSON (`JSON.stringify(messages)`). */
@@ -34,45 +27,37 @@ export class TokenCache {
     return hash('sha256', `${this.encoding}\u0000${messagesJson}`, 'base64');
   }
 
-  /** The cached count for a key, or null (counted as a miss: the caller counts and `put`s it). */
-  get(key: string): { total: number; assistant: number } | null {
-    const packed = this.known.get(key);
-    if (packed !== undefined && packed < SHIFT * SHIFT) {
-      this.hits++;
-      return { total: Math.floor(packed / SHIFT), assistant: packed % SHIFT };
+  /**
+   * The cached counts of these keys (null where unknown; hits and misses are counted). Looked up a batch at a
+   * time, not loaded whole: the table holds every example ever counted, and memory should follow the run.
+   */
+  getMany(keys: readonly string[]): ({ total: number; assistant: number } | null)[] {
+    const found = new Map<string, { total: number; assistant: number }>();
+    for (let i = 0; i < keys.length; i += LOOKUP_BATCH) {
+      const part = keys.slice(i, i + LOOKUP_BATCH);
+      let st = this.lookups.get(part.length);
+      if (!st) {
+        st = this.store.sqlite.prepare(`SELECT example_sha256, total, assistant FROM token_cache WHERE encoding = ? AND example_sha256 IN (${'?,'.repeat(part.length - 1)}?)`).raw();
+        this.lookups.set(part.length, st);
+      }
+      for (const [key, total, assistant] of st.all(this.encoding, ...part) as [string, number, number][]) found.set(key, { total, assistant });
     }
-    this.misses++;
-    return null;
-  }
-
-  put(key: string, counted: { total: number; assistant: number }): void {
-    if (counted.total < SHIFT && counted.assistant < SHIFT && !this.known.has(key)) {
-      this.known.set(key, counted.total * SHIFT + counted.assistant);
-      this.fresh.push([key, counted.total, counted.assistant]);
-    }
-  }
-
-  /** SPEC §5's count of these messages, from the cache when this exact example was counted before. */
-  count(messages: readonly ChatMessageLike[]): { total: number; assistant: number } {
-    const key = this.keyOf(JSON.stringify(messages));
-    const cached = this.get(key);
-    if (cached) return cached;
-    const counted = countExampleTokens(messages, this.tok);
-    this.put(key, counted);
-    return counted;
-  }
-
-  /** Saves the counts made in this run. */
-  save(): void {
-    if (this.fresh.length === 0) return;
-    const insert = this.store.sqlite.prepare(
-      `INSERT INTO token_cache (encoding, example_sha256, total, assistant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-    );
-    const tx = this.store.sqlite.transaction((rows: [string, number, number][]) => {
-      for (const [key, total, assistant] of rows) insert.run(this.encoding, key, total, assistant);
+    return keys.map((k) => {
+      const hit = found.get(k) ?? null;
+      if (hit) this.hits++;
+      else this.misses++;
+      return hit;
     });
-    // IMMEDIATE, as every write here: a concurrent run's commit must not leave this one with a stale snapshot.
-    for (let i = 0; i < this.fresh.length; i += 20_000) tx.immediate(this.fresh.slice(i, i + 20_000));
-    this.fresh.length = 0;
+  }
+
+  /** Saves counts made now (IMMEDIATE, as every write here: a concurrent run's commit must not leave a stale snapshot). */
+  putMany(entries: readonly { key: string; total: number; assistant: number }[]): void {
+    if (entries.length === 0) return;
+    const tx = this.store.sqlite.transaction(() => {
+      for (const e of entries) this.insert.run(this.encoding, e.key, e.total, e.assistant);
+    });
+    retryWhileBusy(() => tx.immediate(), 30_000);
   }
 }
+
+const LOOKUP_BATCH = 2048;

@@ -161,7 +161,7 @@ function prepareChat(messages: readonly Message[], tools: readonly unknown[] | n
   if (errors.length > 0) return { drop: `invalid:${errors[0]!.kind}` };
   const json = JSON.stringify(msgs);
   const key = cache.keyOf(json);
-  return { example, msgs, json, key, tokens: cache.get(key) };
+  return { example, msgs, json, key, tokens: null };
 }
 
 /** The line of a counted example, held to the limit (dropped or truncated). */
@@ -196,7 +196,7 @@ export default defineStage({
     const facts = ctx.facts as RunFactsInternal;
     const model = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens });
     const tok = getTokenizer(model.encoding);
-    const cache = new TokenCache(ctx.store, model.encoding, tok);
+    const cache = new TokenCache(ctx.store, model.encoding);
     const limit = model.maxTokensPerExample;
     const truncate = p.over_limit === 'truncate';
     const outDir = facts.outOverride !== undefined ? resolve(facts.outOverride) : p.dir;
@@ -235,14 +235,21 @@ export default defineStage({
       ctx.ws.tokens[pend.i] = built.tokens.total;
       ctx.ws.line[pend.i] = split.write(built.line, built.tokens, limit, pend.refusal);
     };
-    /** Sends a window's uncached examples to be counted; resolves once every example in it has its tokens. */
+    /**
+     * Looks a window's examples up in the token cache and sends the rest to be counted; resolves once every
+     * example in it has its tokens (and the new counts are saved).
+     */
     const count = (window: Pending[]): Promise<Pending[]> => {
-      const missing = window.map((w) => w.built).filter((b): b is PreparedChat => 'json' in b && b.tokens === null);
+      const chats = window.map((w) => w.built).filter((b): b is PreparedChat => 'json' in b);
+      cache.getMany(chats.map((c) => c.key)).forEach((hit, k) => {
+        chats[k]!.tokens = hit;
+      });
+      const missing = chats.filter((c) => c.tokens === null);
       return counter.count(missing.map((m) => m.json)).then((counts) => {
         missing.forEach((m, k) => {
           m.tokens = { total: counts[2 * k]!, assistant: counts[2 * k + 1]! };
-          cache.put(m.key, m.tokens);
         });
+        cache.putMany(missing.map((m) => ({ key: m.key, ...m.tokens! })));
         return window;
       });
     };
@@ -272,7 +279,6 @@ export default defineStage({
     } finally {
       await counter.close();
     }
-    cache.save();
     ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses, batches_on_worker: counter.threaded };
     ctx.stats.truncated = truncated;
     if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit of ${p.model} were truncated (whole turns removed from the front)`);
