@@ -169,6 +169,21 @@ export function getTokenizer(encoding: EncodingName): Tokenizer {
   return tok;
 }
 
+/**
+ * A tokenizer whose rank table is loaded on first use: emit needs one on this thread only for what the token
+ * cache and the worker thread do not cover (truncation, small batches), and loading ranks costs time and memory.
+ */
+export function lazyTokenizer(encoding: EncodingName): Tokenizer {
+  let tok: Tokenizer | null = null;
+  const get = (): Tokenizer => (tok ??= getTokenizer(encoding));
+  return {
+    encoding,
+    count: (text) => get().count(text),
+    encode: (text) => get().encode(text),
+    decode: (tokens) => get().decode(tokens),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // SPEC §5: tokens of one example
 

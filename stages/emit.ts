@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type Message } from '../pipeline/stage.js';
 import { resolveModel } from '../pipeline/models.js';
-import { countCompletionTokens, countExampleTokens, getTokenizer, type Tokenizer } from '../pipeline/tokens.js';
+import { countCompletionTokens, countExampleTokens, lazyTokenizer, type Tokenizer } from '../pipeline/tokens.js';
 import { checkExample } from '../pipeline/validate.js';
 import { contentText, finalAssistantText, keyText } from '../pipeline/messages.js';
 import { hashText, normalizeText } from '../pipeline/normalize.js';
@@ -195,7 +195,7 @@ export default defineStage({
   async run(ctx, p) {
     const facts = ctx.facts as RunFactsInternal;
     const model = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens });
-    const tok = getTokenizer(model.encoding);
+    const tok = lazyTokenizer(model.encoding);
     const cache = new TokenCache(ctx.store, model.encoding);
     const limit = model.maxTokensPerExample;
     const truncate = p.over_limit === 'truncate';
