@@ -20,6 +20,7 @@ import { openDecompressed, readLines } from './lines.js';
 import { csvFieldNames, type FeedbackEventInput } from './records.js';
 import { prepareUnit, type ConversationRow, type PackedBatch, type Prepared } from './prepare.js';
 import { sha256Hex } from './canonical.js';
+import { keepHeapNearLiveSet } from './memory.js';
 import type { Store } from './store.js';
 import { JobError, UsageError } from './errors.js';
 import { silentProgress, type Progress } from './progress.js';
@@ -259,7 +260,7 @@ async function ingestFile(
     ? { lines: prior.lines, inserted: prior.inserted, already_present: prior.already_present, blank: prior.blank, quarantined: prior.quarantined }
     : zeroCounts();
   const skipUnits = counts.lines;
-  const batchSize = opts.batchSize ?? 8000;
+  const batchSize = opts.batchSize ?? 4000;
   // Progress counts decompressed bytes; a .gz file's size is compressed, so it gets a running count instead.
   const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: /\.gz$/i.test(path) ? undefined : bytes, unit: 'bytes' });
   const forcedShape = isCsv ? undefined : forced;
@@ -272,6 +273,7 @@ async function ingestFile(
   const applyOldest = async (): Promise<void> => {
     const next = inFlight.shift()!;
     writer.writeBatch(fileId, path, next.units, await next.prepared, counts);
+    keepHeapNearLiveSet();
     opts.afterBatch?.(path, counts.lines);
   };
   const submit = async (): Promise<void> => {

@@ -4,8 +4,6 @@
  * (`run_stages`), so `explain` and `lineage.jsonl` can answer "why was this dropped?".
  */
 import { randomBytes } from 'node:crypto';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
@@ -16,6 +14,7 @@ import { silentProgress, type Progress } from './progress.js';
 import type { FeedbackAggregate, Message, RunFacts, ScannedConversation, StageContext, Transform } from './stage.js';
 import { reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
+import { keepHeapNearLiveSet } from './memory.js';
 import { encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
 
 export interface RunOptions {
@@ -343,31 +342,6 @@ class SignalsFiller {
   }
 }
 
-/**
- * Memory stays near the live set: V8 sizes its heap limit from the machine's memory and, on a big machine, lets
- * garbage from millions of parsed conversations pile up to gigabytes before a full collection. Between scan
- * pages, once the heap has grown HEAP_SLACK past what was live after the last collection, collect now.
- * 128 MB: exact runs, peak RSS / seconds — 200k cold cache 549 MB / 4.73 s at 256 MB, 511 MB / 4.81 s at
- * 128 MB, 449 MB / 5.48 s at 64 MB; 1M warm cache 698 MB / 19.5 s, 554 MB / 20.0 s, 501 MB / 22.5 s.
- */
-const HEAP_SLACK = 128 * 1024 * 1024;
-const collectGarbage: (() => void) | null = (() => {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    return vm.runInNewContext('gc') as () => void;
-  } catch {
-    return null;
-  }
-})();
-let liveAfterGc = 0;
-
-function keepHeapNearLiveSet(): void {
-  if (!collectGarbage) return;
-  const used = process.memoryUsage().heapUsed;
-  if (used - liveAfterGc < HEAP_SLACK) return;
-  collectGarbage();
-  liveAfterGc = process.memoryUsage().heapUsed;
-}
 
 /** Pages of [working-set index, row], read by pk range; rows not alive are skipped. */
 function* rangePages(store: Store, ws: WorkingSet, columns: string): Generator<[number, ScanRow][]> {

@@ -1,0 +1,31 @@
+/**
+ * A garbage-collection budget for long loops over millions of rows (run scans, ingest batches).
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+/**
+ * Memory stays near the live set: V8 sizes its heap limit from the machine's memory and, on a big machine, lets
+ * garbage from millions of parsed conversations pile up to gigabytes before a full collection. Between scan
+ * pages, once the heap has grown HEAP_SLACK past what was live after the last collection, collect now.
+ * 128 MB: exact runs, peak RSS / seconds — 200k cold cache 549 MB / 4.73 s at 256 MB, 511 MB / 4.81 s at
+ * 128 MB, 449 MB / 5.48 s at 64 MB; 1M warm cache 698 MB / 19.5 s, 554 MB / 20.0 s, 501 MB / 22.5 s.
+ */
+const HEAP_SLACK = 128 * 1024 * 1024;
+const collectGarbage: (() => void) | null = (() => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return null;
+  }
+})();
+let liveAfterGc = 0;
+
+export function keepHeapNearLiveSet(): void {
+  if (!collectGarbage) return;
+  const used = process.memoryUsage().heapUsed;
+  if (used - liveAfterGc < HEAP_SLACK) return;
+  collectGarbage();
+  liveAfterGc = process.memoryUsage().heapUsed;
+}
