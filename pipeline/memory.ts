@@ -22,10 +22,16 @@ const collectGarbage: (() => void) | null = (() => {
 })();
 let liveAfterGc = 0;
 
-export function keepHeapNearLiveSet(): void {
+/**
+ * Worker threads (ingest preparation, token counting) keep a small live set and make garbage steadily; each has
+ * its own heap, so it gets its own, smaller budget.
+ */
+export const WORKER_HEAP_SLACK = 32 * 1024 * 1024;
+
+export function keepHeapNearLiveSet(slack: number = HEAP_SLACK): void {
   if (!collectGarbage) return;
   const used = process.memoryUsage().heapUsed;
-  if (used - liveAfterGc < HEAP_SLACK) return;
+  if (used - liveAfterGc < slack) return;
   collectGarbage();
   liveAfterGc = process.memoryUsage().heapUsed;
 }

@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { countExampleTokens, getTokenizer, type ChatMessageLike } from './tokens.js';
 import type { EncodingName } from './models.js';
+import { keepHeapNearLiveSet, WORKER_HEAP_SLACK } from './memory.js';
 
 const tok = getTokenizer((workerData as { encoding: EncodingName }).encoding);
 
@@ -14,6 +15,8 @@ parentPort!.on('message', (msg: { seq: number; examples: string[] }) => {
       counts[2 * k + 1] = c.assistant;
     });
     parentPort!.postMessage({ seq: msg.seq, counts }, [counts.buffer]);
+    // This thread's heap has its own limits: without a budget, garbage from a million parsed examples piles up.
+    keepHeapNearLiveSet(WORKER_HEAP_SLACK);
   } catch (err) {
     parentPort!.postMessage({ seq: msg.seq, error: (err as Error).stack ?? String(err) });
   }
