@@ -1,13 +1,10 @@
 /** Worker thread for ingest: prepares batches (parse, validate, digest) while the main thread writes SQL. */
 import { parentPort } from 'node:worker_threads';
 import { prepareBatch, type PackedBatch } from './prepare.js';
-import { keepHeapNearLiveSet, WORKER_HEAP_SLACK } from './memory.js';
 
 parentPort!.on('message', (msg: { seq: number; batch: PackedBatch }) => {
   try {
     parentPort!.postMessage({ seq: msg.seq, prepared: prepareBatch(msg.batch) });
-    // This thread's heap has its own limits: without a budget, garbage from millions of parsed lines piles up.
-    keepHeapNearLiveSet(WORKER_HEAP_SLACK);
   } catch (err) {
     parentPort!.postMessage({ seq: msg.seq, error: (err as Error).stack ?? String(err) });
   }
