@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { openDecompressed, readLines } from './lines.js';
 import { csvFieldNames, type FeedbackEventInput } from './records.js';
-import { prepareUnit, type ConversationRow, type PackedBatch, type Prepared } from './prepare.js';
+import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type PackedBatch, type Prepared } from './prepare.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import type { Store } from './store.js';
@@ -419,11 +419,8 @@ class IngestWriter {
       `UPDATE ingest_files SET status = 'complete', finished_at = ?, lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ? WHERE id = ?`,
     );
     this.insertConv = db.prepare(
-      `INSERT INTO conversations (id, content_sha256, format, status, messages, tools, created_at, created_at_ms, model, user_id,
-         session_id, tags, metadata, extra, n_messages, n_assistant, last_role, signals, source_file, source_line)
-       VALUES (@id, @content_sha256, @format, @status, @messages, @tools, @created_at, @created_at_ms, @model, @user_id,
-         @session_id, @tags, @metadata, @extra, @n_messages, @n_assistant, @last_role, @signals, @source_file, @source_line)
-       ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO conversations (${CONVERSATION_COLUMNS.join(', ')}, source_file, source_line)
+       VALUES (${CONVERSATION_COLUMNS.map(() => '?').join(', ')}, ?, ?) ON CONFLICT (id) DO NOTHING`,
     );
     this.existingConv = db.prepare(`SELECT content_sha256, source_file, source_line FROM conversations WHERE id = ?`);
     this.insertFeedback = db.prepare(
@@ -491,20 +488,21 @@ class IngestWriter {
         return;
       }
       case 'conversation':
-        return this.addConversation(p.row, p.feedback, file, u, counts);
+        return this.addConversation(p.values, p.feedback, file, u, counts);
     }
   }
 
-  private addConversation(row: ConversationRow, feedback: readonly FeedbackEventInput[], file: string, u: Unit, counts: FileCounts): void {
-    const res = this.insertConv.run({ ...row, source_file: file, source_line: u.lineNo });
+  private addConversation(values: ConversationValues, feedback: readonly FeedbackEventInput[], file: string, u: Unit, counts: FileCounts): void {
+    const res = this.insertConv.run(...values, file, u.lineNo);
     if (res.changes === 0) {
-      const existing = this.existingConv.get(row.id) as { content_sha256: string; source_file: string; source_line: number };
-      if (existing.content_sha256 !== row.content_sha256) {
+      const id = values[0] as string;
+      const existing = this.existingConv.get(id) as { content_sha256: string; source_file: string; source_line: number };
+      if (existing.content_sha256 !== values[1]) {
         return this.quarantine(
           file,
           u,
           'id_conflict',
-          `id ${JSON.stringify(row.id)} is already stored with different content (from ${existing.source_file}:${existing.source_line})`,
+          `id ${JSON.stringify(id)} is already stored with different content (from ${existing.source_file}:${existing.source_line})`,
           counts,
         );
       }

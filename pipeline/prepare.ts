@@ -21,11 +21,44 @@ export interface UnitInput {
 /** A conversations row as ingest inserts it: the table's columns less the key and the source (added on insert). */
 export type ConversationRow = Omit<ConversationsTable, 'pk' | 'source_file' | 'source_line'>;
 
+/** The order of a row's values as they cross from the worker (`Prepared.values`) and are bound on insert. */
+export const CONVERSATION_COLUMNS = [
+  'id',
+  'content_sha256',
+  'format',
+  'status',
+  'messages',
+  'tools',
+  'created_at',
+  'created_at_ms',
+  'model',
+  'user_id',
+  'session_id',
+  'tags',
+  'metadata',
+  'extra',
+  'n_messages',
+  'n_assistant',
+  'last_role',
+  'signals',
+] as const satisfies readonly (keyof ConversationRow)[];
+
+/** A row's values in CONVERSATION_COLUMNS order: id first, content_sha256 second. */
+export type ConversationValues = readonly ConversationRow[keyof ConversationRow][];
+
 export type Prepared =
   | { readonly k: 'blank' }
   | { readonly k: 'quarantine'; readonly reason: string }
   | { readonly k: 'feedback'; readonly events: readonly FeedbackEventInput[] }
-  | { readonly k: 'conversation'; readonly row: ConversationRow; readonly feedback: readonly FeedbackEventInput[] };
+  | {
+      readonly k: 'conversation';
+      /**
+       * Values, not an object: a batch crosses from the worker by structured clone, which writes every object's
+       * keys again and rebuilds it key by key (deserialising 40,000 rows took ~380 ms as objects, ~155 ms as arrays).
+       */
+      readonly values: ConversationValues;
+      readonly feedback: readonly FeedbackEventInput[];
+    };
 
 export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
   try {
@@ -62,10 +95,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
   if (parsed.kind === 'invalid') return { k: 'quarantine', reason: parsed.reason };
   if (parsed.kind === 'feedback') return { k: 'feedback', events: parsed.events };
   const c = parsed.conversation;
-  return {
-    k: 'conversation',
-    feedback: c.feedback,
-    row: {
+  const row: ConversationRow = {
       id: c.id,
       content_sha256: c.contentSha256,
       format: c.format,
@@ -84,8 +114,8 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
       n_assistant: c.nAssistant,
       last_role: lastRole(c.messages),
       signals: encodeSignals(c.messages as readonly Message[]),
-    },
   };
+  return { k: 'conversation', feedback: c.feedback, values: CONVERSATION_COLUMNS.map((col) => row[col]) };
 }
 
 /** A batch as it crosses to a worker: all raw bytes in one transferable buffer, plus offsets. */
