@@ -17,8 +17,8 @@ import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { openDecompressed, readLines } from './lines.js';
-import { csvFieldNames, type FeedbackEventInput } from './records.js';
-import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type PackedBatch, type Prepared } from './prepare.js';
+import { csvFieldNames } from './records.js';
+import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type FeedbackValues, type PackedBatch, type Prepared } from './prepare.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import type { Store } from './store.js';
@@ -492,7 +492,7 @@ class IngestWriter {
     }
   }
 
-  private addConversation(values: ConversationValues, feedback: readonly FeedbackEventInput[], file: string, u: Unit, counts: FileCounts): void {
+  private addConversation(values: ConversationValues, feedback: readonly FeedbackValues[], file: string, u: Unit, counts: FileCounts): void {
     const res = this.insertConv.run(...values, file, u.lineNo);
     if (res.changes === 0) {
       const id = values[0] as string;
@@ -514,11 +514,9 @@ class IngestWriter {
     counts.inserted++;
   }
 
-  private addFeedback(events: readonly FeedbackEventInput[], file: string, line: number): number {
+  private addFeedback(events: readonly FeedbackValues[], file: string, line: number): number {
     let added = 0;
-    for (const e of events) {
-      added += this.insertFeedback.run(e.key, e.logId, e.name, e.value, e.createdAt, e.createdAtMs, file, line).changes;
-    }
+    for (const e of events) added += this.insertFeedback.run(...e, file, line).changes;
     return added;
   }
 

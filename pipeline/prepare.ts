@@ -43,13 +43,18 @@ export const CONVERSATION_COLUMNS = [
   'signals',
 ] as const satisfies readonly (keyof ConversationRow)[];
 
+/** A feedback event as it crosses from the worker: [key, logId, name, value, createdAt, createdAtMs]. */
+export type FeedbackValues = readonly [string, string, string, number, string | null, number | null];
+
+const feedbackValues = (events: readonly FeedbackEventInput[]): FeedbackValues[] => events.map((e) => [e.key, e.logId, e.name, e.value, e.createdAt, e.createdAtMs]);
+
 /** A row's values in CONVERSATION_COLUMNS order: id first, content_sha256 second. */
 export type ConversationValues = readonly ConversationRow[keyof ConversationRow][];
 
 export type Prepared =
   | { readonly k: 'blank' }
   | { readonly k: 'quarantine'; readonly reason: string }
-  | { readonly k: 'feedback'; readonly events: readonly FeedbackEventInput[] }
+  | { readonly k: 'feedback'; readonly events: readonly FeedbackValues[] }
   | {
       readonly k: 'conversation';
       /**
@@ -57,7 +62,7 @@ export type Prepared =
        * keys again and rebuilds it key by key (deserialising 40,000 rows took ~380 ms as objects, ~155 ms as arrays).
        */
       readonly values: ConversationValues;
-      readonly feedback: readonly FeedbackEventInput[];
+      readonly feedback: readonly FeedbackValues[];
     };
 
 export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
@@ -93,7 +98,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
     parsed = parseRecord(value, forced);
   }
   if (parsed.kind === 'invalid') return { k: 'quarantine', reason: parsed.reason };
-  if (parsed.kind === 'feedback') return { k: 'feedback', events: parsed.events };
+  if (parsed.kind === 'feedback') return { k: 'feedback', events: feedbackValues(parsed.events) };
   const c = parsed.conversation;
   const row: ConversationRow = {
       id: c.id,
@@ -115,7 +120,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
       last_role: lastRole(c.messages),
       signals: encodeSignals(c.messages as readonly Message[]),
   };
-  return { k: 'conversation', feedback: c.feedback, values: CONVERSATION_COLUMNS.map((col) => row[col]) };
+  return { k: 'conversation', feedback: feedbackValues(c.feedback), values: CONVERSATION_COLUMNS.map((col) => row[col]) };
 }
 
 /** A batch as it crosses to a worker: all raw bytes in one transferable buffer, plus offsets. */
