@@ -342,7 +342,6 @@ class SignalsFiller {
   }
 }
 
-
 /** Pages of [working-set index, row], read by pk range; rows not alive are skipped. */
 function* rangePages(store: Store, ws: WorkingSet, columns: string): Generator<[number, ScanRow][]> {
   const stmt = store.sqlite.prepare(`SELECT ${columns} FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk LIMIT ${SCAN_PAGE}`).raw();
