@@ -38,6 +38,8 @@ export default defineStage({
       if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
     };
     const members: number[] = [];
+    /** Working-set index of each near-index document (the index wants dense 0..m-1 document numbers). */
+    const indexed: number[] = [];
     // Exact keys come from the conversations' signals (kept in the store); only near needs the text itself.
     for (const c of ctx.scan('dedupe', { messages: index ? true : 'signals' })) {
       const length = c.signals.keyLength(p.key);
@@ -48,17 +50,25 @@ export default defineStage({
       members.push(c.i);
       const h = c.signals.keyHash(p.key);
       const first = firstByHash.get(h);
+      let exactCopy = false;
       if (first === undefined) {
         firstByHash.set(h, c.i);
         textLength[c.i] = length;
-      } else if (textLength[first] === length) union(first, c.i);
-      // The index wants dense 0..m-1 document numbers: use the position in `members`.
-      if (index) index.add(members.length - 1, signature(normalizeText(keyText(c.messages, p.key)), index.config));
+      } else if (textLength[first] === length) {
+        union(first, c.i);
+        exactCopy = true;
+      }
+      // An exact copy has its original's signature: it can only link to what the original links to, so it is
+      // already in that cluster through the original. Only originals go into the near index.
+      if (index && !exactCopy) {
+        index.add(indexed.length, signature(normalizeText(keyText(c.messages, p.key)), index.config));
+        indexed.push(c.i);
+      }
     }
     if (index) {
       const rep = index.clusters();
-      members.forEach((i, d) => {
-        if (rep[d]! !== d) union(members[rep[d]!]!, i);
+      indexed.forEach((i, d) => {
+        if (rep[d]! !== d) union(indexed[rep[d]!]!, i);
       });
     }
     const clusters = new Map<number, number[]>();
