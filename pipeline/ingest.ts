@@ -6,7 +6,7 @@
  * batch of its rows, keyed by the file's content digest. A run killed at any moment resumes after the last
  * committed batch, so the store ends exactly as one uninterrupted run would leave it.
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parse as parseCsv } from 'csv-parse';
@@ -14,10 +14,9 @@ import { glob, isDynamicPattern } from 'tinyglobby';
 import { resolve, isAbsolute } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { openDecompressed, readLines } from './lines.js';
 import { csvFieldNames } from './records.js';
+import { BatchWorker } from './batch-worker.js';
 import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type FeedbackValues, type PackedBatch, type Prepared } from './prepare.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
@@ -175,33 +174,9 @@ const inlinePreparer: Preparer = {
 /** Below this much input a worker's start-up costs more than it saves. */
 const WORKER_MIN_BYTES = 4 << 20;
 
-/** The compiled worker script: beside this module, or in dist/ when this module runs from source (tests). */
-function workerScript(): string | null {
-  const here = fileURLToPath(import.meta.url);
-  const candidates = [here.replace(/ingest\.(js|ts)$/, 'ingest-worker.js'), here.replace(/pipeline[\\/]ingest\.ts$/, 'dist/pipeline/ingest-worker.js')];
-  return candidates.find((c) => c.endsWith('.js') && existsSync(c)) ?? null;
-}
-
 function createPreparer(totalBytes: number): Preparer {
-  const script = totalBytes >= WORKER_MIN_BYTES && process.env.LOGCURATE_INGEST_WORKER !== '0' ? workerScript() : null;
-  if (!script) return inlinePreparer;
-  const worker = new Worker(script);
-  worker.unref();
-  let seq = 0;
-  const pending = new Map<number, { resolve: (p: Prepared[]) => void; reject: (e: Error) => void }>();
-  const failAll = (err: Error): void => {
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  worker.on('message', (msg: { seq: number; prepared?: Prepared[]; error?: string }) => {
-    const p = pending.get(msg.seq);
-    if (!p) return;
-    pending.delete(msg.seq);
-    if (msg.error !== undefined) p.reject(new Error(`ingest worker: ${msg.error}`));
-    else p.resolve(msg.prepared!);
-  });
-  worker.on('error', (err) => failAll(err));
-  worker.on('exit', (code) => failAll(new Error(`ingest worker exited with code ${code}`)));
+  const worker = new BatchWorker<PackedBatch, Prepared[]>('ingest-worker', 'LOGCURATE_INGEST_WORKER', null);
+  if (totalBytes < WORKER_MIN_BYTES || !worker.available) return inlinePreparer;
   return {
     threaded: true,
     prepare(units, forced) {
@@ -216,16 +191,9 @@ function createPreparer(totalBytes: number): Preparer {
       const bytes = new Uint8Array(total);
       units.forEach((u, i) => bytes.set(u.raw, offsets[i]!));
       const batch: PackedBatch = { bytes, offsets, csv: units.map((u) => u.csv), csvError: units.map((u) => u.csvError), forced };
-      const id = seq++;
-      return new Promise<Prepared[]>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ seq: id, batch }, [bytes.buffer, offsets.buffer]);
-      });
+      return worker.run(batch, [bytes.buffer, offsets.buffer]);
     },
-    close: async () => {
-      worker.removeAllListeners('exit');
-      await worker.terminate();
-    },
+    close: () => worker.close(),
   };
 }
 
