@@ -237,6 +237,19 @@ function shingle(text: string, shingleSize: number): number {
 }
 
 /**
+ * The low bytes of the signatures of many texts, numPerm bytes each, in order: what NearDuplicateIndex keeps,
+ * in one buffer that can cross to and from a worker thread without copying.
+ */
+export function signatureBytes(texts: readonly string[], cfg: SignatureConfig): Uint8Array {
+  const out = new Uint8Array(texts.length * cfg.numPerm);
+  texts.forEach((text, k) => {
+    const sig = signature(text, cfg);
+    for (let i = 0; i < sig.length; i++) out[k * cfg.numPerm + i] = sig[i]! & 0xff;
+  });
+  return out;
+}
+
+/**
  * MinHash signature of an already normalised text (`normalizeText`): for each permutation, the minimum of
  * h_i over the text's shingle hashes. The empty text gives all 0xffffffff.
  */
@@ -380,7 +393,8 @@ export class NearDuplicateIndex {
     this.capacity = capacity;
   }
 
-  add(docIndex: number, sig: Uint32Array): void {
+  /** Adds a document's signature: the full values (`signature`) or just their low bytes (`signatureBytes`). */
+  add(docIndex: number, sig: Uint32Array | Uint8Array): void {
     if (!Number.isInteger(docIndex) || docIndex < 0 || docIndex > 0x7ffffffe) {
       throw new RangeError(`NearDuplicateIndex.add: docIndex must be a non-negative integer, got ${docIndex}`);
     }

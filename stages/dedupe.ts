@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { keyText } from '../pipeline/messages.js';
 import { normalizeText } from '../pipeline/normalize.js';
-import { NearDuplicateIndex, signature } from '../pipeline/minhash.js';
+import { NearDuplicateIndex, signatureBytes } from '../pipeline/minhash.js';
+import { BatchWorker } from '../pipeline/batch-worker.js';
 
 export const dedupeParams = z.strictObject({
   method: z.enum(['exact', 'near']).default('exact'),
@@ -19,7 +20,7 @@ export const dedupeParams = z.strictObject({
 export default defineStage({
   name: 'dedupe',
   params: dedupeParams,
-  run(ctx, p) {
+  async run(ctx, p) {
     const { ws } = ctx;
     const n = ws.size;
     const parent = new Int32Array(n).fill(-1);
@@ -37,33 +38,39 @@ export default defineStage({
       const rb = find(b);
       if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
     };
+    const signatures = index ? new SignatureBatches(index) : null;
     const members: number[] = [];
     /** Working-set index of each near-index document (the index wants dense 0..m-1 document numbers). */
     const indexed: number[] = [];
-    // Exact keys come from the conversations' signals (kept in the store); only near needs the text itself.
-    for (const c of ctx.scan('dedupe', { messages: index ? true : 'signals' })) {
-      const length = c.signals.keyLength(p.key);
-      created[c.i] = c.createdAtMs ?? NaN;
-      // An empty key (no user turn for last_user) says nothing about sameness: never a duplicate.
-      if (length === 0) continue;
-      parent[c.i] = c.i;
-      members.push(c.i);
-      const h = c.signals.keyHash(p.key);
-      const first = firstByHash.get(h);
-      let exactCopy = false;
-      if (first === undefined) {
-        firstByHash.set(h, c.i);
-        textLength[c.i] = length;
-      } else if (textLength[first] === length) {
-        union(first, c.i);
-        exactCopy = true;
+    try {
+      // Exact keys come from the conversations' signals (kept in the store); only near needs the text itself.
+      for (const c of ctx.scan('dedupe', { messages: index ? true : 'signals' })) {
+        const length = c.signals.keyLength(p.key);
+        created[c.i] = c.createdAtMs ?? NaN;
+        // An empty key (no user turn for last_user) says nothing about sameness: never a duplicate.
+        if (length === 0) continue;
+        parent[c.i] = c.i;
+        members.push(c.i);
+        const h = c.signals.keyHash(p.key);
+        const first = firstByHash.get(h);
+        let exactCopy = false;
+        if (first === undefined) {
+          firstByHash.set(h, c.i);
+          textLength[c.i] = length;
+        } else if (textLength[first] === length) {
+          union(first, c.i);
+          exactCopy = true;
+        }
+        // An exact copy has its original's signature: it can only link to what the original links to, so it is
+        // already in that cluster through the original. Only originals go into the near index.
+        if (signatures && !exactCopy) {
+          indexed.push(c.i);
+          await signatures.add(normalizeText(keyText(c.messages, p.key)));
+        }
       }
-      // An exact copy has its original's signature: it can only link to what the original links to, so it is
-      // already in that cluster through the original. Only originals go into the near index.
-      if (index && !exactCopy) {
-        index.add(indexed.length, signature(normalizeText(keyText(c.messages, p.key)), index.config));
-        indexed.push(c.i);
-      }
+      if (signatures) await signatures.finish();
+    } finally {
+      await signatures?.close();
     }
     if (index) {
       const rep = index.clusters();
@@ -118,6 +125,63 @@ export default defineStage({
     }
     ctx.stats.clusters = clusters.size;
     ctx.stats.removed = removed;
-    if (index) ctx.stats.minhash = { ...index.config };
+    if (index) ctx.stats.minhash = { ...index.config, batches_on_worker: signatures!.threaded };
   },
 });
+
+/** Texts per batch; below WORKER_MIN_BATCH a batch is signed on this thread. */
+const BATCH = 2048;
+const WORKER_MIN_BATCH = 256;
+
+/**
+ * MinHash signatures for the near index, computed on a worker thread a batch at a time while this thread reads
+ * and normalises the next texts (LOGCURATE_SIGNATURE_WORKER=0: all on this thread). Documents are numbered in
+ * the order texts are added; the index does not care in which order their signatures arrive.
+ */
+class SignatureBatches {
+  private readonly worker: BatchWorker<{ texts: string[]; config: NearDuplicateIndex['config'] }, Uint8Array>;
+  private texts: string[] = [];
+  private next = 0;
+  private readonly inFlight: Promise<void>[] = [];
+
+  constructor(private readonly index: NearDuplicateIndex) {
+    this.worker = new BatchWorker('signature-worker', 'LOGCURATE_SIGNATURE_WORKER', null);
+  }
+
+  async add(text: string): Promise<void> {
+    this.texts.push(text);
+    if (this.texts.length < BATCH) return;
+    this.submit();
+    // Two batches may wait on the worker; more would only hold memory.
+    while (this.inFlight.length > 2) await this.inFlight.shift();
+  }
+
+  /** Signs what is left and waits until every document is in the index. */
+  async finish(): Promise<void> {
+    this.submit();
+    for (const p of this.inFlight) await p;
+  }
+
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+
+  /** Batches signed on the worker thread. */
+  get threaded(): number {
+    return this.worker.batches;
+  }
+
+  private submit(): void {
+    const texts = this.texts;
+    if (texts.length === 0) return;
+    this.texts = [];
+    const first = this.next;
+    this.next += texts.length;
+    const config = this.index.config;
+    const store = (bytes: Uint8Array): void => {
+      for (let k = 0; k < texts.length; k++) this.index.add(first + k, bytes.subarray(k * config.numPerm, (k + 1) * config.numPerm));
+    };
+    if (texts.length < WORKER_MIN_BATCH || !this.worker.available) store(signatureBytes(texts, config));
+    else this.inFlight.push(this.worker.run({ texts, config }).then(store));
+  }
+}

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { tempDir } from './support/tmp.js';
 import { chat, curate, prng, words } from './support/pipeline.js';
 
@@ -147,5 +149,44 @@ describe('dedupe: near', () => {
     expect(r.dropped['n3-0']).toBe('duplicate_of:n3-2');
     expect(r.dropped['n3-1']).toBe('duplicate_of:n3-2');
     expect(r.trainIds).toContain('n3-2');
+  });
+});
+
+/** How many signature batches the run's dedupe stage sent to its worker thread (from the store's stage stats). */
+function workerBatches(out: string): number {
+  const db = new Database(join(out, '..', 'store.db'), { readonly: true });
+  const stats = JSON.parse(db.prepare(`SELECT stats_json FROM run_stages WHERE name = 'dedupe'`).pluck().get() as string);
+  db.close();
+  return stats.minhash.batches_on_worker;
+}
+
+describe('dedupe: near, with signatures on a worker thread', () => {
+  it('gives the same clusters as signing on this thread', async () => {
+    const rand = prng(77);
+    const logs: unknown[] = [];
+    const expected: Record<string, string> = {};
+    for (let c = 0; c < 300; c++) {
+      const base = words(rand, 60);
+      logs.push(chat(`w${String(c).padStart(3, '0')}-0`, base.join(' '), `answer ${c}`));
+      for (const at of [4, 41]) {
+        const id = `w${String(c).padStart(3, '0')}-${at}`;
+        logs.push(chat(id, base.map((w, k) => (k === at ? `${w}zz` : w)).join(' '), `answer ${c} ${at}`));
+        expected[id] = `duplicate_of:w${String(c).padStart(3, '0')}-0`;
+      }
+    }
+    for (let u = 0; u < 300; u++) logs.push(chat(`u${u}`, words(rand, 60).join(' '), `unrelated ${u}`));
+    const stages = [{ dedupe: { method: 'near', key: 'prompt' } }];
+    const threaded = await curate(root, { logs, stages });
+    expect(threaded.dropped).toEqual(expected);
+    expect(workerBatches(threaded.out)).toBeGreaterThan(0);
+    process.env.LOGCURATE_SIGNATURE_WORKER = '0';
+    try {
+      const inline = await curate(root, { logs, stages });
+      expect(inline.dropped).toEqual(threaded.dropped);
+      expect(inline.trainIds).toEqual(threaded.trainIds);
+      expect(workerBatches(inline.out)).toBe(0);
+    } finally {
+      delete process.env.LOGCURATE_SIGNATURE_WORKER;
+    }
   });
 });
