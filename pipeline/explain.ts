@@ -1,6 +1,7 @@
 /** `logcurate explain <id>`: which stage dropped a conversation and why, or which split and line it landed in. */
 import type { Store } from './store.js';
 import { UsageError } from './errors.js';
+import { DecisionSet } from './decisions.js';
 
 export interface Explanation {
   id: string;
@@ -56,9 +57,7 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
     return { ...base, reason: any ? `no run on this store has finished yet (latest: ${any.id}, ${any.status})` : 'no run has been made on this store yet' };
   }
   if (run.status === 'running') return { ...base, reason: 'the run is still in progress' };
-  const d = db.prepare(`SELECT status, stage, reason, line, tokens FROM run_decisions WHERE run_id = ? AND conv_pk = ?`).get(run.id, conv.pk) as
-    | { status: 'train' | 'test' | 'dropped'; stage: string | null; reason: string | null; line: number | null; tokens: number | null }
-    | undefined;
+  const d = decisionOf(store, run.id, conv.pk);
   if (!d) return { ...base, reason: 'ingested after this run: the run did not consider it' };
   if (run.status === 'failed' && d.status !== 'dropped') {
     // Still alive when the run failed: it reached no file.
@@ -81,4 +80,26 @@ export function formatExplanation(e: Explanation): string {
   if (e.source) rows.push(['source', `${e.source.file}:${e.source.line}`]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+type StoredDecision = { status: 'train' | 'test' | 'dropped'; stage: string | null; reason: string | null; line: number | null; tokens: number | null };
+
+/** Decoded decision sets by store and run: explaining many ids of one run decodes its set once. */
+const decoded = new WeakMap<Store, Map<string, DecisionSet | null>>();
+
+function decisionOf(store: Store, runId: string, pk: number): StoredDecision | undefined {
+  let runs = decoded.get(store);
+  if (!runs) decoded.set(store, (runs = new Map()));
+  let set = runs.get(runId);
+  if (set === undefined) {
+    const row = store.sqlite.prepare(`SELECT data FROM run_decision_sets WHERE run_id = ?`).get(runId) as { data: Buffer } | undefined;
+    set = row ? DecisionSet.decode(row.data) : null;
+    runs.clear();
+    runs.set(runId, set);
+  }
+  if (set) return set.get(pk);
+  // A run recorded before decisions were packed (store v5 and older) has a row per conversation.
+  return store.sqlite.prepare(`SELECT status, stage, reason, line, tokens FROM run_decisions WHERE run_id = ? AND conv_pk = ?`).get(runId, pk) as
+    | StoredDecision
+    | undefined;
 }

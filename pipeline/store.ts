@@ -110,6 +110,12 @@ export interface RunDecisionsTable {
   tokens: number | null;
 }
 
+export interface RunDecisionSetsTable {
+  run_id: string;
+  n: number;
+  data: Uint8Array;
+}
+
 export interface StoreSchema {
   ingest_files: IngestFilesTable;
   conversations: ConversationsTable;
@@ -118,6 +124,7 @@ export interface StoreSchema {
   runs: RunsTable;
   run_stages: RunStagesTable;
   run_decisions: RunDecisionsTable;
+  run_decision_sets: RunDecisionSetsTable;
 }
 
 /**
@@ -254,6 +261,15 @@ const MIGRATIONS: readonly string[] = [
   // Rows ingested before this are filled in by the first run that needs them.
   `
   ALTER TABLE conversations ADD COLUMN signals TEXT;
+  `,
+  // v6: a run's decisions as one packed record (pipeline/decisions.ts) instead of a row per conversation. Runs
+  // recorded before keep their run_decisions rows, and explain reads either.
+  `
+  CREATE TABLE run_decision_sets (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL
+  );
   `,
 ];
 

@@ -1,6 +1,6 @@
 /**
  * The run-scoped working set: compact columns indexed 0..n-1 over the conversations a run considers. Decisions
- * live here as typed arrays (a few bytes per conversation) and are persisted to `run_decisions` at the end.
+ * live here as typed arrays (a few bytes per conversation) and are persisted at the end (pipeline/decisions.ts).
  */
 
 export const SPLIT_NONE = 0;
@@ -81,6 +81,20 @@ export class WorkingSet {
   *aliveIndices(): Generator<number> {
     for (let i = 0; i < this.pks.length; i++) if (this.droppedBy[i] === -1) yield i;
   }
+}
+
+/** Binary search of a pk in ascending pks (a working set's, a decision set's); -1 when absent. */
+export function indexOfPk(pks: Int32Array, pk: number): number {
+  let lo = 0;
+  let hi = pks.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = pks[mid]!;
+    if (v === pk) return mid;
+    if (v < pk) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 /** The reason's category for funnel counts: `duplicate_of:abc` → `duplicate_of`, `pii:email` stays. */
