@@ -285,14 +285,22 @@ describe('ingest: crash safety', () => {
     const clean = fresh();
     await ingest(clean, [p], { batchSize: 37 });
     const crashed = fresh();
+    // Batches of 37 lines commit in groups of two (74 lines): the crash after line 259 loses the open group's
+    // first batch, and the rerun must resume after line 222, the last commit.
     await expect(
       ingest(crashed, [p], {
         batchSize: 37,
+        commitLines: 74,
         afterBatch: (_f, done) => {
-          if (done > 200) throw new Error('simulated crash');
+          if (done > 240) throw new Error('simulated crash');
         },
       }),
     ).rejects.toThrow(/simulated crash/);
+    const committed = crashed.sqlite.prepare(`SELECT lines, status FROM ingest_files`).get() as { lines: number; status: string };
+    expect(committed).toEqual({ lines: 222, status: 'running' });
+    expect(crashed.sqlite.prepare(`SELECT count(*) FROM conversations`).pluck().get()).toBe(
+      clean.sqlite.prepare(`SELECT count(*) FROM conversations WHERE source_line <= 222`).pluck().get(),
+    );
     const resumed = await ingest(crashed, [p], { batchSize: 37 });
     expect(resumed.files[0]!.resumed).toBe(true);
     expect(resumed.files[0]).toMatchObject({ lines: 500, inserted: 490, quarantined: 10 });
@@ -316,7 +324,11 @@ describe('ingest: crash safety', () => {
     const delays = [150, 300, 450, 600];
     let kills = 0;
     for (const ms of delays) {
-      const child = spawn(process.execPath, [CLI, 'ingest', p, '--db', db, '--quiet'], { stdio: 'ignore' });
+      // Commits every 4,000 lines (not the default 64,000), so kills land between commits of one file.
+      const child = spawn(process.execPath, [CLI, 'ingest', p, '--db', db, '--quiet'], {
+        stdio: 'ignore',
+        env: { ...process.env, LOGCURATE_INGEST_COMMIT_LINES: '4000' },
+      });
       await new Promise((r) => setTimeout(r, ms));
       if (child.exitCode === null && child.kill('SIGKILL')) kills++;
       await new Promise((r) => child.on('close', r));
