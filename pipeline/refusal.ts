@@ -34,6 +34,8 @@ export interface RefusalDetectorOptions {
    * of blanks). Anchor with `^` to mean "the message starts with".
    */
   readonly patterns?: readonly string[];
+  /** Skip the cheap check that lets most messages bypass phrase matching (tests compare both paths). */
+  readonly noPrecheck?: boolean;
 }
 
 const APOSTROPHES_RE = /[\u2019\u2018\u02BC`\u00B4]/g;
@@ -152,6 +154,16 @@ const ANYWHERE_PHRASES: readonly string[] = [
 ];
 
 const ANYWHERE_HINT_RE = /decline|help|assist|comply|fulfil|give|share|provide|tell/i;
+
+/**
+ * Every default phrase (opening, free, apology, anywhere) needs one of these where it matches: a negation
+ * (n't with any apostrophe, the apostrophe-less contractions the phrases accept, "not"), a refusal or policy
+ * word, or an apology. Normalisation only lower-cases letters, unifies apostrophes and collapses blanks, so
+ * when the lower-cased raw text has none, no default phrase can match it and normalising and matching are
+ * skipped — most helpful answers. Tested against the full path on every message of the sample and the real data sets.
+ */
+const OPENING_HINT_RE =
+  /n['\u2019\u2018\u02bc`\u00b4]t|(?:can|won|don|shouldn|wouldn|couldn|wasn|isn|doesn|didn)t|not|unable|refus|declin|against|violat|sorry|apologi|unfortunately|regrettably|afraid|unethical|inappropriate|irresponsible|wrong|illegal|outside|beyond/;
 
 /**
  * Phrases that are not tied to a clause start (they sit mid-sentence: "that is against my guidelines"),
@@ -344,18 +356,31 @@ export function createRefusalDetector(opts: RefusalDetectorOptions = {}): (text:
     }
   });
 
+  // Only the default phrases are known to need a hint word; a user's extra phrases may need none.
+  const precheck = useDefault && extra.length === 0 && opts.noPrecheck !== true;
+
   return (text: string): boolean => {
     if (text.length === 0) return false;
     if (opening !== null || free !== null) {
-      const head = normalizeText(text.length > OPENING_RAW_CHARS ? text.slice(0, OPENING_RAW_CHARS) : text);
-      const open = openingOf(head);
-      if (matchesUnquoted(opening, open) || matchesUnquoted(free, open)) return true;
-      if (apology !== null && negAfterApology !== null && apologyThenRefusal(apology, negAfterApology, head)) return true;
+      const rawHead = text.length > OPENING_RAW_CHARS ? text.slice(0, OPENING_RAW_CHARS) : text;
+      let head: string | null = null;
+      let open: string | null = null;
+      if (!precheck || OPENING_HINT_RE.test(rawHead.toLowerCase())) {
+        head = normalizeText(rawHead);
+        open = openingOf(head);
+        if (matchesUnquoted(opening, open) || matchesUnquoted(free, open)) return true;
+        if (apology !== null && negAfterApology !== null && apologyThenRefusal(apology, negAfterApology, head)) return true;
+      }
       // Every anywhere-phrase contains one of these words; checking the raw text first saves
       // normalising long helpful answers in full.
-      if (anywhere !== null && text.length > open.length && ANYWHERE_HINT_RE.test(text)) {
-        const whole = text.length > OPENING_RAW_CHARS ? normalizeText(text) : head;
-        if (whole.length > open.length && matchesUnquoted(anywhere, whole)) return true;
+      // The anywhere-phrases all start with a negation or "decline": the same hint, over the whole text.
+      if (anywhere !== null && ANYWHERE_HINT_RE.test(text) && (!precheck || OPENING_HINT_RE.test(text.toLowerCase()))) {
+        head ??= normalizeText(rawHead);
+        open ??= openingOf(head);
+        if (text.length > open.length) {
+          const whole = text.length > OPENING_RAW_CHARS ? normalizeText(text) : head;
+          if (whole.length > open.length && matchesUnquoted(anywhere, whole)) return true;
+        }
       }
     }
     if (patterns.length > 0) {

@@ -1,7 +1,11 @@
 import fs from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';
 import { defaultDataPath, defaultLabelsPath, evaluate, formatTable, loadFinalTurns, loadLabels } from '../bench/refusal-eval.js';
+import { locateRealdata, REALDATA_PATH, writeRealdataInputs } from './support/realdata.js';
+import { tempDir, REPO } from './support/tmp.js';
 
 const isRefusal = createRefusalDetector();
 
@@ -214,5 +218,88 @@ describe('default detector on hand-labelled hh-rlhf refusals', () => {
     expect(r.sampleUnflagged + r.sampleFlagged).toBe(400);
     expect(r.precision).toBeGreaterThanOrEqual(MIN_PRECISION);
     expect(r.recall).toBeGreaterThanOrEqual(MIN_RECALL);
+  });
+});
+
+/** Every string anywhere in a JSON value (messages, prompts, completions, tags). */
+function stringsOf(v: unknown, out: string[]): string[] {
+  if (typeof v === 'string') out.push(v);
+  else if (Array.isArray(v)) for (const x of v) stringsOf(x, out);
+  else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) stringsOf(x, out);
+  return out;
+}
+
+function jsonlStrings(path: string): string[] {
+  const text = path.endsWith('.gz') ? gunzipSync(fs.readFileSync(path)).toString('utf8') : fs.readFileSync(path, 'utf8');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      stringsOf(JSON.parse(line.replace(/^\uFEFF/, '')), out);
+    } catch {
+      // The sample's deliberately broken lines (bad JSON, blank) have no strings to compare.
+    }
+  }
+  return out;
+}
+
+describe('the default detector\'s hint pre-check changes no verdict', () => {
+  const exhaustive = createRefusalDetector({ noPrecheck: true });
+  const differing = (texts: readonly string[]): string[] => texts.filter((t) => isRefusal(t) !== exhaustive(t));
+
+  it('on hostile spellings: every case, apostrophe and blank variant, odd Unicode, refusals past the opening', () => {
+    const refusals = [
+      "I'm sorry, but I can't help with that.",
+      'I cant assist with that',
+      'I shouldnt help with this.',
+      'I wouldnt recommend that.',
+      'That isnt appropriate for me to discuss.',
+      'It would be unethical to help with that.',
+      'That goes against my guidelines.',
+      'This would violate the content policy.',
+      'Unfortunately, that information is confidential.',
+      "I'm afraid that's not possible.",
+      'I must decline.',
+      "That's outside my expertise.",
+      "It's beyond the scope of what I can do.",
+      'I refuse to write that.',
+      'Regrettably, I am unable to share personal addresses.',
+      'My apologies, but I cannot continue.',
+      "I'd strongly advise against that.",
+    ];
+    const variants = (t: string): string[] => [
+      t,
+      t.toUpperCase(),
+      t.replace(/'/g, '\u2019'),
+      t.replace(/'/g, '\u02bc').toUpperCase(),
+      t.replace(/ /g, '  \u200b'),
+      t.replace(/ /g, '\n'),
+      t.replace(/i/g, '\u0130'),
+      t.replace(/k/g, '\u212a'),
+      `${'Here is some helpful context about the topic at hand. '.repeat(30)}${t}`,
+      `"${t}" is what a refusal looks like.`,
+      `Sure! ${t}`,
+    ];
+    const texts = refusals.flatMap(variants);
+    expect(texts.filter((t) => exhaustive(t)).length).toBeGreaterThan(refusals.length * 4);
+    expect(differing(texts)).toEqual([]);
+  });
+
+  it('on every string of the bundled sample', () => {
+    const dir = join(REPO, 'data', 'sample');
+    const texts = fs.readdirSync(dir).filter((f) => /\.jsonl(\.gz)?$/.test(f)).flatMap((f) => jsonlStrings(join(dir, f)));
+    expect(texts.length).toBeGreaterThan(5000);
+    expect(texts.filter((t) => exhaustive(t)).length).toBeGreaterThan(50);
+    expect(differing(texts)).toEqual([]);
+  });
+
+  const realdata = locateRealdata();
+  if (!realdata && !process.env.CI) console.warn(`SKIPPING the pre-check comparison on real data: ${REALDATA_PATH} not found (set CI=1 to make this a failure)`);
+  it.skipIf(!realdata && !process.env.CI)('on every string of the real data sets (hh-rlhf, OpenAssistant, Arena-Hard)', async () => {
+    const dir = tempDir('logcurate-refusal-');
+    const { files } = await writeRealdataInputs(dir);
+    const texts = [...files.flatMap((f) => jsonlStrings(f.path)), ...loadFinalTurns(defaultDataPath()).map((t) => t.text)];
+    expect(texts.length).toBeGreaterThan(20_000);
+    expect(texts.filter((t) => exhaustive(t)).length).toBeGreaterThan(200);
+    expect(differing(texts)).toEqual([]);
   });
 });
