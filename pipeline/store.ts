@@ -271,6 +271,12 @@ const MIGRATIONS: readonly string[] = [
     data BLOB NOT NULL
   );
   `,
+  // v7: drop two indexes no query uses (the feedback aggregation scans by pk and sorts; stats groups by name),
+  // which every ingest paid for on each row — log ids are random, so each insert landed on a random page.
+  `
+  DROP INDEX IF EXISTS conversations_created;
+  DROP INDEX IF EXISTS feedback_log;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

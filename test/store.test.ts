@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openStore, SCHEMA_VERSION } from '../pipeline/store.js';
+import { tempDir } from './support/tmp.js';
+
+const root = tempDir('logcurate-store-');
+
+describe('store migrations', () => {
+  it('a v5 store (indexes and decision rows of the second landing) upgrades in place, keeping its rows', async () => {
+    const path = join(root, 'v5.db');
+    await openStore(path).close();
+    // Turn the fresh store back into what v5 looked like.
+    const old = new Database(path);
+    old.exec(`
+      DROP TABLE run_decision_sets;
+      CREATE INDEX conversations_created ON conversations (created_at_ms);
+      CREATE INDEX feedback_log ON feedback (log_id, name);
+      INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line)
+        VALUES ('kept', 'x', 'chat', 'ok', '[]', 0, 0, 'f.jsonl', 1);
+      INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at) VALUES ('r', 'n', '{}', 'x', 0, 'succeeded', '2026-01-01');
+      INSERT INTO run_decisions (run_id, conv_pk, status) VALUES ('r', 1, 'train');
+    `);
+    old.pragma('user_version = 5');
+    old.close();
+
+    const store = openStore(path);
+    try {
+      const db = store.sqlite;
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      const indexes = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name`).pluck().all();
+      expect(indexes).toEqual(['ingest_files_digest', 'runs_started']);
+      expect(db.prepare(`SELECT count(*) FROM run_decision_sets`).pluck().get()).toBe(0);
+      expect(db.prepare(`SELECT id FROM conversations`).pluck().all()).toEqual(['kept']);
+      expect(db.prepare(`SELECT count(*) FROM run_decisions`).pluck().get()).toBe(1);
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      await store.close();
+    }
+  });
+});
