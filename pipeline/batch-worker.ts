@@ -30,6 +30,16 @@ export class BatchWorker<In, Out> {
     return this.script !== null;
   }
 
+  /** Whether the worker thread has been started (by `warm` or a first batch). */
+  get started(): boolean {
+    return this.worker !== null;
+  }
+
+  /** Starts the worker thread now, so its start-up overlaps other work instead of delaying the first batch. */
+  warm(): void {
+    if (this.script !== null) this.start();
+  }
+
   run(input: In, transfer: readonly Transferable[] = []): Promise<Out> {
     const worker = this.start();
     const id = this.seq++;

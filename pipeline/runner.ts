@@ -117,6 +117,33 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
     };
   })();
   const ws = new WorkingSet(pks, ids);
+  const warmedUp = config.stages.map((st) => {
+    try {
+      return st.def.warm?.(st.params, { conversations: ws.size }) ?? null;
+    } catch {
+      // Warming up is only a head start: whatever failed here, the stage itself reports when it runs.
+      return null;
+    }
+  });
+  try {
+    return await runStages(store, config, opts, { runId, startedAt, ws, maxFeedbackPk, ingestSummary });
+  } finally {
+    await Promise.all(warmedUp.map((w) => w?.done()));
+  }
+}
+
+interface RunStart {
+  readonly runId: string;
+  readonly startedAt: Date;
+  readonly ws: WorkingSet;
+  readonly maxFeedbackPk: number;
+  readonly ingestSummary: IngestSummary;
+}
+
+async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, start: RunStart): Promise<RunResult> {
+  const { runId, startedAt, ws, maxFeedbackPk, ingestSummary } = start;
+  const progress = opts.progress ?? silentProgress;
+  const sqlite = store.sqlite;
   const facts: RunFactsInternal = { outOverride: opts.out };
   const transforms: Transform[] = [];
   /** Whether a transform so far rewrites more than system messages (stored signals then no longer describe the text). */

@@ -109,6 +109,12 @@ export interface StageDefinition<S extends z.ZodType = z.ZodType> {
   /** Config-time checks that need the file system (a prompt file) — throw UsageError naming the key path. */
   prepare?(params: z.output<S>, env: { configDir: string; path: string }): z.output<S> | void;
   run(ctx: StageContext, params: z.output<S>): void | Promise<void>;
+  /**
+   * Called when a run starts, before any stage runs: start slow, independent set-up (a worker thread and its
+   * tables) so it overlaps the stages before this one. Whatever it starts, `run` takes over; `done` releases it
+   * when the run ends without taking it.
+   */
+  warm?(params: z.output<S>, run: { readonly conversations: number }): { done(): Promise<void> } | void;
 }
 
 /** Identity helper that keeps a stage's params type attached to its schema. */

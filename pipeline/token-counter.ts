@@ -7,7 +7,7 @@ import { BatchWorker } from './batch-worker.js';
 import { countExampleTokens, type ChatMessageLike, type Tokenizer } from './tokens.js';
 import type { EncodingName } from './models.js';
 
-/** Below this many examples in one batch, count on this thread. */
+/** Below this many examples in one batch, count on this thread (unless the worker was started ahead). */
 const WORKER_MIN_BATCH = 256;
 
 /** [total, assistant] per example, in order. */
@@ -36,9 +36,18 @@ export class TokenCounter {
     return this.worker.batches;
   }
 
+  /**
+   * Starts the worker and its tokenizer now. Once started, every batch goes to it: a run that counts a few
+   * hundred new examples (the next night) then never loads the tokenizer on this thread (~0.2 s).
+   */
+  warm(): void {
+    this.worker.warm();
+  }
+
   /** [total, assistant] per example, in order. */
   count(examples: readonly string[]): Promise<Int32Array> {
-    if (examples.length < WORKER_MIN_BATCH || !this.worker.available) return Promise.resolve(countBatch(examples, this.tok));
+    if (examples.length === 0) return Promise.resolve(new Int32Array(0));
+    if (!this.worker.started && (examples.length < WORKER_MIN_BATCH || !this.worker.available)) return Promise.resolve(countBatch(examples, this.tok));
     return this.worker.run([...examples]);
   }
 

@@ -186,11 +186,33 @@ function finishChat(prep: PreparedChat, limit: number | null, truncate: boolean,
 /** Conversations per window: one window is counted (on a worker) while the next one is built. */
 const WINDOW = 2048;
 
+/** From this many conversations in a run, the token worker is started when the run starts (see `warm`). */
+const WARM_MIN_CONVERSATIONS = 2 * WINDOW;
+
+/** Token counters started by `warm`, by the params object the same run hands to `run`. */
+const warmed = new WeakMap<object, TokenCounter>();
+
 export default defineStage({
   name: 'emit',
   params: emitParams,
   prepare(p, env) {
     return { ...p, dir: resolve(env.configDir, p.dir) };
+  },
+  // The token worker's start (thread, module, ~0.3 s of rank tables) overlaps the stages before emit, instead of
+  // holding up emit's first window — on a first run, and on the next night when a few hundred examples are new.
+  warm(p, run) {
+    if (p.format !== 'openai_chat' || run.conversations < WARM_MIN_CONVERSATIONS) return;
+    const encoding = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens }).encoding;
+    const counter = new TokenCounter(encoding, lazyTokenizer(encoding));
+    counter.warm();
+    warmed.set(p, counter);
+    return {
+      done: async () => {
+        if (warmed.get(p) !== counter) return;
+        warmed.delete(p);
+        await counter.close();
+      },
+    };
   },
   async run(ctx, p) {
     const facts = ctx.facts as RunFactsInternal;
@@ -208,7 +230,8 @@ export default defineStage({
     const prompts = truncate ? { train: new Set<string>(), test: new Set<string>() } : null;
     let noSystemOrUser = 0;
     const noSystemOrUserIds: string[] = [];
-    const counter = new TokenCounter(model.encoding, tok);
+    const counter = warmed.get(p) ?? new TokenCounter(model.encoding, tok);
+    warmed.delete(p);
     type Pending = { readonly i: number; readonly id: string; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat };
     /** Writes one conversation's outcome, in scan order. */
     const settle = (pend: Pending): void => {

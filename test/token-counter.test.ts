@@ -30,16 +30,43 @@ describe('token counting on a worker thread', () => {
     const examples = conversations(700).map((c) => JSON.stringify(c.messages));
     const counter = new TokenCounter('o200k_base', tok);
     try {
+      // While no worker runs, a small batch is counted inline: starting one would cost more.
+      const first = await counter.count(examples.slice(0, 10));
+      expect(counter.threaded).toBe(0);
       const counts = await counter.count(examples);
       expect(counter.threaded).toBe(1);
       examples.forEach((json, k) => {
         const c = countExampleTokens(JSON.parse(json), tok);
         expect([counts[2 * k], counts[2 * k + 1]]).toEqual([c.total, c.assistant]);
       });
-      // A small batch is counted inline.
+      expect(Array.from(first)).toEqual(Array.from(counts.subarray(0, 20)));
+      // Once the worker runs, every batch goes to it (the tokenizer is never loaded on this thread for a few).
       const small = await counter.count(examples.slice(0, 10));
-      expect(counter.threaded).toBe(1);
+      expect(counter.threaded).toBe(2);
       expect(Array.from(small)).toEqual(Array.from(counts.subarray(0, 20)));
+    } finally {
+      await counter.close();
+    }
+  });
+
+  it('a counter warmed up ahead sends even a small batch to its worker, with the same counts', async () => {
+    const examples = conversations(12).map((c) => JSON.stringify(c.messages));
+    // A main-thread tokenizer that fails when touched: everything must be counted on the worker.
+    const untouchable = new Proxy({}, {
+      get: () => {
+        throw new Error('the main-thread tokenizer was used');
+      },
+    }) as never;
+    const counter = new TokenCounter('o200k_base', untouchable);
+    try {
+      counter.warm();
+      const counts = await counter.count(examples);
+      expect(counter.threaded).toBe(1);
+      const tok = getTokenizer('o200k_base');
+      examples.forEach((json, k) => {
+        const c = countExampleTokens(JSON.parse(json), tok);
+        expect([counts[2 * k], counts[2 * k + 1]]).toEqual([c.total, c.assistant]);
+      });
     } finally {
       await counter.close();
     }
