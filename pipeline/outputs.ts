@@ -13,6 +13,7 @@ import type { ReportData } from './report.js';
 import { redactPii, PII_KINDS } from './pii.js';
 import { contentText } from './messages.js';
 import { reasonCategory, SPLIT_TEST } from './working-set.js';
+import { rowsByPk } from './store.js';
 import type { EmitHandoff, FinishedStages, RunOutput } from './runner.js';
 import type { Message, StageContext } from './stage.js';
 import type { EmitParams } from '../stages/emit.js';
@@ -345,8 +346,8 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   const { ws } = run;
   const fd = openSync(path, 'w');
   try {
-    const rows = ctx.store.sqlite.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE pk <= ? ORDER BY pk`).raw();
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
+    const rows = rowsByPk<[number, string, number]>(ctx.store.sqlite, `SELECT pk, source_file, source_line FROM conversations WHERE pk <= ? AND pk > ?`, [maxPk]);
     const encoded = new Map<string | null, string>();
     const cached = (v: string | null): string => {
       let e = encoded.get(v);
@@ -356,7 +357,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
     let k = 0;
     let buf: string[] = [];
     let len = 0;
-    for (const [pk, file, srcLine] of rows.iterate(maxPk) as Iterable<[number, string, number]>) {
+    for (const [pk, file, srcLine] of rows) {
       while (k < ws.size && ws.pks[k]! < pk) k++;
       if (k >= ws.size || ws.pks[k] !== pk) continue;
       const by = ws.droppedBy[k]!;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
-import { openStore, resolveStorePath, retryWhileBusy, type Store } from './store.js';
+import { openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
 
 const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
@@ -106,7 +106,7 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   const { pks, ids, maxFeedbackPk } = sqlite.transaction(() => {
     const pkList: number[] = [];
     const idList: string[] = [];
-    for (const [pk, id] of sqlite.prepare(`SELECT pk, id FROM conversations ORDER BY pk`).raw().iterate() as Iterable<[number, string]>) {
+    for (const [pk, id] of rowsByPk<[number, string]>(sqlite, `SELECT pk, id FROM conversations WHERE pk > ?`)) {
       pkList.push(pk);
       idList.push(id);
     }
