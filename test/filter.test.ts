@@ -164,3 +164,49 @@ describe('filter: every other condition, each with its reason', () => {
     expect(r.dropped).toEqual({ n3: 'tag_mismatch:n', old: 'before_since' });
   });
 });
+
+describe('filter: latest feedback in JS equals the SQL window-function definition', () => {
+  it('on random events: ties, undated events, names, events for unknown or later conversations', async () => {
+    const { openStore } = await import('../pipeline/store.js');
+    const { latestFeedback } = await import('../pipeline/runner.js');
+    const { WorkingSet } = await import('../pipeline/working-set.js');
+    const { prng } = await import('./support/pipeline.js');
+    const store = openStore(join(root, 'latest-random.db'));
+    try {
+      const db = store.sqlite;
+      const rand = prng(17);
+      const conv = db.prepare(
+        `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line) VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'f', 0)`,
+      );
+      const event = db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, created_at_ms, source_file, source_line) VALUES (?, ?, ?, ?, ?, 'f', 0)`);
+      db.transaction(() => {
+        for (let k = 0; k < 600; k++) conv.run(`c${k}`);
+        for (let e = 0; e < 5000; e++) {
+          // Few distinct times, so ties are common; a fifth undated; some for ids never stored.
+          const at = rand() < 0.2 ? null : Date.UTC(2024, 0, 1 + Math.floor(rand() * 4));
+          event.run(`k${e}`, `c${Math.floor(rand() * 650)}`, rand() < 0.8 ? 'score' : 'thumbs', Math.floor(rand() * 50) / 10, at);
+        }
+      })();
+      // The run's view: the first 550 conversations and the first 4,000 events (later ones were ingested after).
+      const pks = Int32Array.from(db.prepare(`SELECT pk FROM conversations WHERE pk <= 550 ORDER BY pk`).pluck().all() as number[]);
+      const ws = new WorkingSet(pks, Array.from(pks, (p) => `c${p - 1}`));
+      const maxPk = 4000;
+      const expected = new Float64Array(ws.size).fill(NaN);
+      const reference = db
+        .prepare(
+          `SELECT c.pk, f.value FROM (
+             SELECT log_id, value, row_number() OVER (PARTITION BY log_id ORDER BY created_at_ms IS NULL, created_at_ms DESC, pk DESC) AS rn
+             FROM feedback WHERE name = ? AND pk <= ?) f
+           JOIN conversations c ON c.id = f.log_id WHERE f.rn = 1`,
+        )
+        .raw()
+        .all('score', maxPk) as [number, number][];
+      for (const [pk, v] of reference) if (pk <= 550) expected[pk - 1] = v;
+      const got = latestFeedback(store, ws, 'score', maxPk);
+      expect(Array.from(got)).toEqual(Array.from(expected));
+      expect(Array.from(expected).filter((v) => !Number.isNaN(v)).length).toBeGreaterThan(400);
+    } finally {
+      await store.close();
+    }
+  });
+});
