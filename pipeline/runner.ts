@@ -11,7 +11,7 @@ import { openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } fro
 
 const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
-import type { FeedbackAggregate, Message, RunFacts, ScannedConversation, StageContext, Transform } from './stage.js';
+import type { FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, Transform } from './stage.js';
 import { indexOfPk, reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
 import { encodeDecisions } from './decisions.js';
@@ -177,7 +177,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
         facts,
         stats,
         scan: (label, scanOpts) =>
-          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true),
+          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true, scanOpts?.fields),
         drop: (i, reason) => {
           ws.drop(i, s, reason);
           const cat = reasonCategory(reason);
@@ -286,7 +286,22 @@ type ScanRow = [
 
 // The id comes from the working set (ws.ids), not from each scan.
 const SCAN_COLUMNS = `pk, NULL, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
-const LEAN_COLUMNS = `pk, NULL, NULL, NULL, status, created_at_ms, model, user_id, session_id, tags, NULL, NULL, n_assistant, last_role, signals`;
+
+/** The optional columns of a lean scan, by their ScanRow index. */
+const OPTIONAL_FIELDS: readonly (readonly [ScanField, number, string])[] = [
+  ['createdAtMs', 5, 'created_at_ms'],
+  ['model', 6, 'model'],
+  ['userId', 7, 'user_id'],
+  ['sessionId', 8, 'session_id'],
+  ['tags', 9, 'tags'],
+];
+const ALL_FIELDS = OPTIONAL_FIELDS.reduce((m, [, col]) => m | (1 << col), 0);
+
+/** A lean scan's columns: no text, the optional columns asked for (`fields` bits), signals if wanted. */
+function leanColumns(fields: number, signals: boolean): string {
+  const opt = OPTIONAL_FIELDS.map(([, col, name]) => (fields & (1 << col) ? name : 'NULL')).join(', ');
+  return `pk, NULL, NULL, NULL, status, ${opt}, NULL, NULL, n_assistant, last_role, ${signals ? 'signals' : 'NULL'}`;
+}
 
 interface TransformChain {
   readonly transforms: readonly Transform[];
@@ -301,6 +316,7 @@ function* scanConversations(
   progress: Progress,
   label: string,
   want: boolean | 'signals',
+  fields?: readonly ScanField[],
 ): Generator<ScannedConversation> {
   const n = ws.size;
   if (n === 0 || ws.alive === 0) return;
@@ -311,10 +327,12 @@ function* scanConversations(
   // A scan without text fetches lean rows: the small columns stages read (and signals, for a signals scan);
   // tools and the source are fetched per row if a stage reads them after all.
   const lean = !withMessages;
-  const columns = lean ? (want === 'signals' ? LEAN_COLUMNS : LEAN_COLUMNS.replace(/signals$/, 'NULL')) : SCAN_COLUMNS;
+  const fetched = !lean || fields === undefined ? ALL_FIELDS : OPTIONAL_FIELDS.reduce((m, [f, col]) => (fields.includes(f) ? m | (1 << col) : m), 0);
+  const columns = lean ? leanColumns(fetched, want === 'signals') : SCAN_COLUMNS;
   const shared: ScanShared = {
     ws,
     chain,
+    fetched,
     oneMessages: store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck(),
     oneRow: lean ? store.sqlite.prepare(`SELECT ${SCAN_COLUMNS.replace('messages', 'NULL')} FROM conversations WHERE pk = ?`).raw() : null,
   };
@@ -436,6 +454,8 @@ interface ScanShared {
   readonly oneMessages: Database.Statement;
   /** Lean rows (a signals scan): the columns it did not fetch come from this, one row at a time, on access. */
   readonly oneRow: Database.Statement | null;
+  /** Bits (1 << ScanRow index) of the optional columns this scan fetched; the others come from `oneRow`. */
+  readonly fetched: number;
 }
 
 /**
@@ -467,17 +487,21 @@ class Scanned implements ScannedConversation {
   get status(): 'ok' | 'error' {
     return this.r[4];
   }
+  /** An optional column: from this scan's row if it fetched it, else from the full row. */
+  private opt<K extends 5 | 6 | 7 | 8 | 9>(col: K): ScanRow[K] {
+    return this.s.fetched & (1 << col) ? this.r[col] : this.full()[col];
+  }
   get createdAtMs(): number | null {
-    return this.r[5];
+    return this.opt(5);
   }
   get model(): string | null {
-    return this.r[6];
+    return this.opt(6);
   }
   get userId(): string | null {
-    return this.r[7];
+    return this.opt(7);
   }
   get sessionId(): string | null {
-    return this.r[8];
+    return this.opt(8);
   }
   get sourceFile(): string {
     return this.full()[10];
@@ -493,7 +517,10 @@ class Scanned implements ScannedConversation {
     return this.toolsValue;
   }
   get tags(): Readonly<Record<string, unknown>> | null {
-    if (this.tagsValue === undefined) this.tagsValue = this.r[9] === null ? null : (JSON.parse(this.r[9]) as Record<string, unknown>);
+    if (this.tagsValue === undefined) {
+      const t = this.opt(9);
+      this.tagsValue = t === null ? null : (JSON.parse(t) as Record<string, unknown>);
+    }
     return this.tagsValue;
   }
   get messages(): readonly Message[] {

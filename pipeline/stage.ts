@@ -63,7 +63,16 @@ export interface ScanOptions {
    * columns, not lastRole or assistantTurns): messages are then fetched only where signals must be computed.
    */
   readonly messages?: boolean | 'signals';
+  /**
+   * With `messages: false | 'signals'`: the optional columns the stage reads (default: all). Leaving out what
+   * it does not read spares materialising a value per conversation; a field read anyway is still right, fetched
+   * one row at a time. status, lastRole, assistantTurns and signals are always fetched.
+   */
+  readonly fields?: readonly ScanField[];
 }
+
+/** The optional columns of a lean scan (ScanOptions.fields). */
+export type ScanField = 'createdAtMs' | 'model' | 'userId' | 'sessionId' | 'tags';
 
 export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
 

@@ -44,7 +44,7 @@ export default defineStage({
     const indexed: number[] = [];
     try {
       // Exact keys come from the conversations' signals (kept in the store); only near needs the text itself.
-      for (const c of ctx.scan('dedupe', { messages: index ? true : 'signals' })) {
+      for (const c of ctx.scan('dedupe', { messages: index ? true : 'signals', fields: ['createdAtMs'] })) {
         const length = c.signals.keyLength(p.key);
         created[c.i] = c.createdAtMs ?? NaN;
         // An empty key (no user turn for last_user) says nothing about sameness: never a duplicate.

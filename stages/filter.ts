@@ -1,7 +1,7 @@
 /** filter — keeps conversations that pass every condition given (SPEC §3). */
 import { z } from 'zod';
 import { feedbackAggregateSchema, regexSchema } from '../schemas/config.js';
-import { defineStage, type Message } from '../pipeline/stage.js';
+import { defineStage, type Message, type ScanField } from '../pipeline/stage.js';
 import { parseTimestamp } from '../pipeline/records.js';
 import { globToRegExp, contentText } from '../pipeline/messages.js';
 
@@ -58,7 +58,11 @@ export default defineStage({
     const feedbackName = p.feedback?.name ?? 'score';
 
     // Message text is needed only for exclude_content; roles and turn counts come from the store's columns.
-    for (const c of ctx.scan('filter', { messages: excludes !== undefined })) {
+    const fields: ScanField[] = [];
+    if (p.since !== undefined || p.until !== undefined) fields.push('createdAtMs');
+    if (models) fields.push('model');
+    if (tagRules.length > 0) fields.push('tags');
+    for (const c of ctx.scan('filter', { messages: excludes !== undefined, fields })) {
       const reason = decide(c);
       if (reason) ctx.drop(c.i, reason);
     }

@@ -7,7 +7,7 @@
 import * as aq from 'arquero';
 import { z } from 'zod';
 import { regexSchema } from '../schemas/config.js';
-import { defineStage } from '../pipeline/stage.js';
+import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';
 import { finalAssistantText } from '../pipeline/messages.js';
 import { seededUnit } from '../pipeline/normalize.js';
@@ -67,7 +67,8 @@ export default defineStage({
     const group: string[] = [];
     // With the curated list alone, the verdict is one of the conversation's stored signals: no text is read.
     const defaultOnly = p.default_phrases && !p.extra_phrases?.length && !p.patterns?.length;
-    for (const c of ctx.scan('rebalance_refusals', { messages: defaultOnly ? 'signals' : true })) {
+    const fields: ScanField[] = p.tag !== undefined || byKey !== undefined ? ['tags'] : [];
+    for (const c of ctx.scan('rebalance_refusals', { messages: defaultOnly ? 'signals' : true, fields })) {
       const isRefusal =
         (p.tag !== undefined && truthy(tagOf(c.tags, p.tag))) || (defaultOnly ? c.signals.defaultRefusal() : detect(finalAssistantText(c.messages)));
       idx.push(c.i);

@@ -8,7 +8,7 @@
  */
 import * as aq from 'arquero';
 import { z } from 'zod';
-import { defineStage } from '../pipeline/stage.js';
+import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { seededUnit } from '../pipeline/normalize.js';
 import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 
@@ -74,7 +74,11 @@ export default defineStage({
     const groupTag = p.group_by.startsWith('tags.') ? p.group_by.slice(5) : null;
 
     // Prompts, links and the refusal verdict are the conversations' signals (kept in the store): no text is read.
-    for (const c of ctx.scan('split', { messages: 'signals' })) {
+    const fields: ScanField[] = [];
+    if (p.group_by === 'user_id') fields.push('userId');
+    if (p.group_by === 'session_id') fields.push('sessionId');
+    if (groupTag !== null || stratTag !== null) fields.push('tags');
+    for (const c of ctx.scan('split', { messages: 'signals', fields })) {
       const k = pos[c.i]!;
       const promptHash = c.signals.promptHashHex();
       let group: string | null;
