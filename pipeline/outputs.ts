@@ -54,7 +54,7 @@ class SplitSink implements SplitAccumulator {
   readonly duplicateLines: number[] = [];
   private readonly seen = new Set<string>();
   private readonly hash: Hash = createHash('sha256');
-  private buf: string[] = [];
+  private buf: Buffer[] = [];
   private bufLen = 0;
   private fd: number | null;
 
@@ -66,21 +66,23 @@ class SplitSink implements SplitAccumulator {
   }
 
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
-    const text = `${line}\n`;
-    this.hash.update(text);
-    this.bytes += Buffer.byteLength(text);
+    // Encoded to UTF-8 once, then hashed, measured, digested and written as bytes (each of those encoded the
+    // string again on its own).
+    const bytes = Buffer.from(`${line}\n`, 'utf8');
+    this.hash.update(bytes);
+    this.bytes += bytes.length;
     this.examples++;
     this.totals.push(tokens.total);
     this.assistant += tokens.assistant;
     this.billing += limit === null ? tokens.total : Math.min(limit, tokens.total);
     if (refusal) this.refusals++;
-    // Native digest: lines are kilobytes long, and this runs once per example (a JS hash loop showed in profiles).
-    const h = hash('md5', line, 'base64');
+    // Native digest of the line without its newline: lines are kilobytes long, and this runs once per example.
+    const h = hash('md5', bytes.subarray(0, bytes.length - 1), 'base64');
     if (this.seen.has(h)) this.duplicateLines.push(this.examples);
     else this.seen.add(h);
     if (this.fd !== null) {
-      this.buf.push(text);
-      this.bufLen += text.length;
+      this.buf.push(bytes);
+      this.bufLen += bytes.length;
       if (this.bufLen >= FLUSH_AT) this.flush();
     }
     return this.examples;
@@ -92,7 +94,7 @@ class SplitSink implements SplitAccumulator {
 
   flush(): void {
     if (this.fd === null || this.buf.length === 0) return;
-    writeSync(this.fd, this.buf.join(''));
+    writeSync(this.fd, Buffer.concat(this.buf, this.bufLen));
     this.buf = [];
     this.bufLen = 0;
   }
