@@ -92,14 +92,14 @@ function decisionOf(store: Store, runId: string, pk: number): StoredDecision | u
   if (!runs) decoded.set(store, (runs = new Map()));
   let set = runs.get(runId);
   if (set === undefined) {
-    const row = store.sqlite.prepare(`SELECT data FROM run_decision_sets WHERE run_id = ?`).get(runId) as { data: Buffer } | undefined;
-    set = row ? DecisionSet.decode(row.data) : null;
+    const row = store.sqlite.prepare(`SELECT stages, decisions FROM run_decision_sets WHERE run_id = ?`).get(runId) as { stages: string; decisions: string } | undefined;
+    set = row ? DecisionSet.decode(row.stages, row.decisions) : null;
     runs.clear();
     runs.set(runId, set);
   }
   if (set) return set.get(pk);
-  // A run recorded before decisions were packed (store v5 and older) has a row per conversation.
-  return store.sqlite.prepare(`SELECT status, stage, reason, line, tokens FROM run_decisions WHERE run_id = ? AND conv_pk = ?`).get(runId, pk) as
+  // A run recorded before decision sets (store v5 and older) has a row per conversation.
+  return store.sqlite.prepare(`SELECT status, stage, reason, line, tokens FROM run_decision_rows WHERE run_id = ? AND conv_pk = ?`).get(runId, pk) as
     | StoredDecision
     | undefined;
 }

@@ -113,7 +113,10 @@ export interface RunDecisionsTable {
 export interface RunDecisionSetsTable {
   run_id: string;
   n: number;
-  data: Uint8Array;
+  /** JSON: the run's stage names. */
+  stages: string;
+  /** JSON: [[pk, stage index | null, reason | null, split, line | null, tokens | null], …] (pipeline/decisions.ts). */
+  decisions: string;
 }
 
 export interface StoreSchema {
@@ -262,14 +265,29 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE conversations ADD COLUMN signals TEXT;
   `,
-  // v6: a run's decisions as one packed record (pipeline/decisions.ts) instead of a row per conversation. Runs
-  // recorded before keep their run_decisions rows, and explain reads either.
+  // v6: a run's decisions as one JSON record (pipeline/decisions.ts) instead of a row per conversation. The rows
+  // of runs recorded before stay (run_decision_rows), and the run_decisions view gives SQL both as before: a row
+  // per conversation and run.
   `
+  ALTER TABLE run_decisions RENAME TO run_decision_rows;
   CREATE TABLE run_decision_sets (
     run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
     n INTEGER NOT NULL,
-    data BLOB NOT NULL
+    stages TEXT NOT NULL,
+    decisions TEXT NOT NULL
   );
+  CREATE VIEW run_decisions (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) AS
+    SELECT run_id, conv_pk, status, stage, stage_idx, reason, line, tokens FROM run_decision_rows
+    UNION ALL
+    SELECT s.run_id,
+      json_extract(j.value, '$[0]'),
+      CASE WHEN json_extract(j.value, '$[1]') IS NOT NULL THEN 'dropped' WHEN json_extract(j.value, '$[3]') = 2 THEN 'test' ELSE 'train' END,
+      json_extract(s.stages, '$[' || json_extract(j.value, '$[1]') || ']'),
+      json_extract(j.value, '$[1]'),
+      json_extract(j.value, '$[2]'),
+      json_extract(j.value, '$[4]'),
+      json_extract(j.value, '$[5]')
+    FROM run_decision_sets s, json_each(s.decisions) j;
   `,
   // v7: drop two indexes no query uses (the feedback aggregation scans by pk and sorts; stats groups by name),
   // which every ingest paid for on each row — log ids are random, so each insert landed on a random page.

@@ -37,25 +37,59 @@ describe('packed decision sets', () => {
         expected.set(pks[i]!, { status: split === SPLIT_TEST ? 'test' : 'train', stage: null, stageIndex: null, reason: null, line: ws.line[i], tokens: tokens < 0 ? null : tokens });
       }
     }
-    const blob = encodeDecisions(ws, stages);
-    const set = DecisionSet.decode(blob);
+    const encoded = encodeDecisions(ws, stages);
+    const set = DecisionSet.decode(encoded.stages, encoded.decisions);
     expect(set.size).toBe(n);
     for (const [p, d] of expected) expect(set.get(p)).toEqual(d);
     expect(set.get(0)).toBeUndefined();
     expect(set.get(pks[n - 1]! + 1)).toBeUndefined();
     expect(set.get(pks[4000]! - 1)).toBeUndefined();
-    // Packed: well under the 19 bytes a conversation the columns take before compression.
-    expect(blob.length).toBeLessThan(n * 19);
+    // Compact: about 30 characters a conversation, reasons included.
+    expect(encoded.decisions.length).toBeLessThan(n * 40);
   });
 
-  it('an empty run round-trips; a corrupt or foreign blob is an error, not a wrong answer', () => {
-    const empty = DecisionSet.decode(encodeDecisions(new WorkingSet(new Int32Array(0), []), ['filter']));
+  it('an empty run round-trips; a corrupt or foreign record is an error, not a wrong answer', () => {
+    const e = encodeDecisions(new WorkingSet(new Int32Array(0), []), ['filter']);
+    const empty = DecisionSet.decode(e.stages, e.decisions);
     expect(empty.size).toBe(0);
     expect(empty.get(1)).toBeUndefined();
     const ws = new WorkingSet(Int32Array.from([1, 2, 3]), ['a', 'b', 'c']);
-    const blob = encodeDecisions(ws, ['filter']);
-    expect(() => DecisionSet.decode(blob.subarray(0, blob.length - 3))).toThrow();
-    expect(() => DecisionSet.decode(Buffer.from('not a decision set'))).toThrow();
+    const { stages, decisions } = encodeDecisions(ws, ['filter']);
+    expect(() => DecisionSet.decode(stages, decisions.slice(0, -3))).toThrow();
+    expect(() => DecisionSet.decode(stages, '{"not":"a decision set"}')).toThrow();
+    expect(() => DecisionSet.decode(stages, '[[1,2]]')).toThrow();
+  });
+
+  it('the run_decisions view gives SQL a row per conversation, the same as the set decodes to', async () => {
+    const store = openStore(join(root, 'view.db'));
+    try {
+      const db = store.sqlite;
+      db.prepare(`INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at) VALUES ('r-new', 'n', '{}', 'x', 0, 'succeeded', '2026-01-02')`).run();
+      const ws = new WorkingSet(Int32Array.from([3, 5, 9, 12]), ['a', 'b', 'c', 'd']);
+      ws.drop(0, 0, 'feedback_below_min');
+      ws.drop(2, 1, 'duplicate_of:"a"\u2028');
+      ws.split[1] = SPLIT_TRAIN;
+      ws.line[1] = 1;
+      ws.tokens[1] = 88;
+      ws.split[3] = SPLIT_TEST;
+      ws.line[3] = 1;
+      ws.tokens[3] = 0;
+      const { stages, decisions } = encodeDecisions(ws, ['filter', 'dedupe', 'split', 'emit']);
+      db.prepare(`INSERT INTO run_decision_sets (run_id, n, stages, decisions) VALUES ('r-new', 4, ?, ?)`).run(stages, decisions);
+      const rows = db.prepare(`SELECT conv_pk, status, stage, stage_idx, reason, line, tokens FROM run_decisions WHERE run_id = 'r-new' ORDER BY conv_pk`).all();
+      expect(rows).toEqual([
+        { conv_pk: 3, status: 'dropped', stage: 'filter', stage_idx: 0, reason: 'feedback_below_min', line: null, tokens: null },
+        { conv_pk: 5, status: 'train', stage: null, stage_idx: null, reason: null, line: 1, tokens: 88 },
+        { conv_pk: 9, status: 'dropped', stage: 'dedupe', stage_idx: 1, reason: 'duplicate_of:"a"\u2028', line: null, tokens: null },
+        { conv_pk: 12, status: 'test', stage: null, stage_idx: null, reason: null, line: 1, tokens: 0 },
+      ]);
+      const set = DecisionSet.decode(stages, decisions);
+      for (const r of rows as { conv_pk: number; status: string; stage: string | null; stage_idx: number | null; reason: string | null; line: number | null; tokens: number | null }[]) {
+        expect(set.get(r.conv_pk)).toEqual({ status: r.status, stage: r.stage, stageIndex: r.stage_idx, reason: r.reason, line: r.line, tokens: r.tokens });
+      }
+    } finally {
+      await store.close();
+    }
   });
 
   it('explain still answers for runs recorded before decisions were packed (a row per conversation)', () => {
@@ -68,7 +102,7 @@ describe('packed decision sets', () => {
       ).run('old-1');
       const pk = (db.prepare(`SELECT pk FROM conversations WHERE id = 'old-1'`).get() as { pk: number }).pk;
       db.prepare(`INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at, out_dir) VALUES ('r-old', 'old', '{}', 'x', 0, 'succeeded', '2026-01-01T00:00:00Z', '/out')`).run();
-      db.prepare(`INSERT INTO run_decisions (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) VALUES ('r-old', ?, 'train', NULL, NULL, NULL, 7, 42)`).run(pk);
+      db.prepare(`INSERT INTO run_decision_rows (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) VALUES ('r-old', ?, 'train', NULL, NULL, NULL, 7, 42)`).run(pk);
       expect(explain(store, 'old-1')).toMatchObject({ run_id: 'r-old', status: 'train', line: 7, tokens: 42 });
     } finally {
       void store.close();

@@ -194,6 +194,13 @@ describe('run: the engine over a nightly-like store', () => {
         line: row.line,
       });
     }
+    // SQL sees the same decisions through the run_decisions view, a row per conversation.
+    const sql = new Database(db, { readonly: true });
+    const rows = sql
+      .prepare(`SELECT c.id, d.status, d.stage, d.reason, d.line FROM run_decisions d JOIN conversations c ON c.pk = d.conv_pk WHERE d.run_id = ? ORDER BY d.conv_pk`)
+      .all(runId);
+    sql.close();
+    expect(rows).toEqual(b.lineage.map((r) => ({ id: r.id, status: r.status, stage: r.stage, reason: r.reason, line: r.line })));
     const unknown = await explainJson(db, 'no-such-id');
     expect(unknown.status).toBe('unknown');
     // And through the real CLI, for one conversation of each status.

@@ -13,7 +13,9 @@ describe('store migrations', () => {
     // Turn the fresh store back into what v5 looked like.
     const old = new Database(path);
     old.exec(`
+      DROP VIEW run_decisions;
       DROP TABLE run_decision_sets;
+      ALTER TABLE run_decision_rows RENAME TO run_decisions;
       CREATE INDEX conversations_created ON conversations (created_at_ms);
       CREATE INDEX feedback_log ON feedback (log_id, name);
       INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line)
@@ -32,7 +34,9 @@ describe('store migrations', () => {
       expect(indexes).toEqual(['ingest_files_digest', 'runs_started']);
       expect(db.prepare(`SELECT count(*) FROM run_decision_sets`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT id FROM conversations`).pluck().all()).toEqual(['kept']);
-      expect(db.prepare(`SELECT count(*) FROM run_decisions`).pluck().get()).toBe(1);
+      // The old rows are still there, and still what SQL sees as run_decisions.
+      expect(db.prepare(`SELECT count(*) FROM run_decision_rows`).pluck().get()).toBe(1);
+      expect(db.prepare(`SELECT run_id, conv_pk, status FROM run_decisions`).all()).toEqual([{ run_id: 'r', conv_pk: 1, status: 'train' }]);
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     } finally {
       await store.close();
