@@ -6,7 +6,8 @@
  * Generates N production-like conversations (data/generate.ts), then times, each phase in its own process so
  * its peak RSS is its own: the floor (bench/floor.ts), `ingest`, a nightly `run` with exact dedupe, one with
  * near dedupe, and a second night (1% new logs: ingest + run). Prints a table; every time is also a ratio to
- * the floor measured in the same run. No figure here is asserted anywhere: machines are noisy.
+ * the floor measured in the same run. Each phase starts after `sync`. No figure here is asserted anywhere:
+ * machines are noisy.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
@@ -40,6 +41,9 @@ interface Timed {
 
 function timed(args: string[], env: Record<string, string> = {}): Timed {
   const rssFile = join(DIR, `rss-${process.hrtime.bigint()}`);
+  // Each phase starts with the disk settled: otherwise it pays for writes the previous phase (or the
+  // generator's 150 MB) left in the page cache, which the kernel flushes while it runs (ingest fsyncs).
+  spawnSync('sync');
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, {
     encoding: 'utf8',
