@@ -11,9 +11,10 @@ import { openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } fro
 
 const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
-import type { FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, Transform } from './stage.js';
+import type { CoreFacts, FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, Transform } from './stage.js';
 import { indexOfPk, reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
+import { ROLES } from '../schemas/log-record.js';
 import { encodeDecisions } from './decisions.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import { encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
@@ -79,6 +80,9 @@ export async function runConfigFile(configPath: string, opts: RunOptions = {}): 
   }
 }
 
+/** The roles a stored last_role can hold (the ingest schema's), by their CoreFacts.lastRole code. */
+const CORE_ROLES: readonly string[] = ROLES;
+
 function newRunId(name: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;
@@ -103,16 +107,32 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   // from the same snapshot even while another process ingests. Rows are never changed (only their derived
   // signals may be filled in), so later concurrent ingests cannot change this run's view. Read row by row into
   // the columns: an array of a million [pk, id] rows would stay alive for the whole run.
-  const { pks, ids, maxFeedbackPk } = sqlite.transaction(() => {
+  const { pks, ids, core, maxFeedbackPk } = sqlite.transaction(() => {
     const pkList: number[] = [];
     const idList: string[] = [];
-    for (const [pk, id] of rowsByPk<[number, string]>(sqlite, `SELECT pk, id FROM conversations WHERE pk > ?`)) {
+    const error: number[] = [];
+    const turns: number[] = [];
+    const lastRole: number[] = [];
+    let complete = true;
+    // Status and role as small numbers (SQL maps them): no string per row to create.
+    const roleCase = CORE_ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
+    const select = `SELECT pk, id, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE -1 END FROM conversations WHERE pk > ?`;
+    for (const [pk, id, isError, nAssistant, role] of rowsByPk<[number, string, number, number, number]>(sqlite, select)) {
       pkList.push(pk);
       idList.push(id);
+      error.push(isError);
+      turns.push(nAssistant);
+      // No stored last role (no messages): stages scan instead, and compute it from the messages.
+      if (role < 0) complete = false;
+      lastRole.push(role);
     }
+    const coreFacts: CoreFacts | null = complete
+      ? { error: Uint8Array.from(error), assistantTurns: Int32Array.from(turns), lastRole: Uint8Array.from(lastRole), roles: CORE_ROLES }
+      : null;
     return {
       pks: Int32Array.from(pkList),
       ids: idList,
+      core: coreFacts,
       maxFeedbackPk: Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m),
     };
   })();
@@ -126,7 +146,7 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
     }
   });
   try {
-    return await runStages(store, config, opts, { runId, startedAt, ws, maxFeedbackPk, ingestSummary });
+    return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary });
   } finally {
     await Promise.all(warmedUp.map((w) => w?.done()));
   }
@@ -136,12 +156,13 @@ interface RunStart {
   readonly runId: string;
   readonly startedAt: Date;
   readonly ws: WorkingSet;
+  readonly core: CoreFacts | null;
   readonly maxFeedbackPk: number;
   readonly ingestSummary: IngestSummary;
 }
 
 async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, start: RunStart): Promise<RunResult> {
-  const { runId, startedAt, ws, maxFeedbackPk, ingestSummary } = start;
+  const { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary } = start;
   const progress = opts.progress ?? silentProgress;
   const sqlite = store.sqlite;
   const facts: RunFactsInternal = { outOverride: opts.out };
@@ -189,6 +210,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
           if (!v) feedbackCache.set(key, (v = aggregateFeedback(store, ws, name, aggregate, maxFeedbackPk)));
           return v;
         },
+        core: () => (transforms.length === 0 ? core : null),
         addTransform: (t, topts) => {
           transforms.push(t);
           if (!topts?.systemOnly) textTransformed = true;

@@ -76,6 +76,16 @@ export type ScanField = 'createdAtMs' | 'model' | 'userId' | 'sessionId' | 'tags
 
 export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
 
+/** StageContext.core(): stored columns of every conversation in the working set, by index. */
+export interface CoreFacts {
+  /** 1 where status is 'error'. */
+  readonly error: Uint8Array;
+  readonly assistantTurns: Int32Array;
+  /** Index into `roles` of the last message's role. */
+  readonly lastRole: Uint8Array;
+  readonly roles: readonly string[];
+}
+
 /** Facts a stage reports for the manifest and the report (refusal rates, PII counts, duplicate clusters). */
 export interface RunFacts {
   refusals?: { target_rate: number; before: { count: number; rate: number }; after: { count: number; rate: number } };
@@ -109,6 +119,12 @@ export interface StageContext {
   drop(i: number, reason: string): void;
   /** Aggregated feedback per working-set index (NaN where the conversation has no such event). */
   feedback(name: string, aggregate: FeedbackAggregate): Float64Array;
+  /**
+   * Status, last role and assistant turns of every conversation, read with the working set, by working-set
+   * index: a stage that needs no more can decide without a scan. Null once a transform has run (roles and turn
+   * counts may then differ from the stored ones).
+   */
+  core(): CoreFacts | null;
   addTransform(t: Transform, opts?: TransformOptions): void;
 }
 

@@ -62,9 +62,48 @@ export default defineStage({
     if (p.since !== undefined || p.until !== undefined) fields.push('createdAtMs');
     if (models) fields.push('model');
     if (tagRules.length > 0) fields.push('tags');
-    for (const c of ctx.scan('filter', { messages: excludes !== undefined, fields })) {
-      const reason = decide(c);
-      if (reason) ctx.drop(c.i, reason);
+    // Conditions on status, feedback, turns and the last role only (the usual nightly filter): decided from the
+    // columns read with the working set, without a scan of the store (~0.5 s at 200k).
+    const core = excludes === undefined && fields.length === 0 ? ctx.core() : null;
+    if (core) {
+      const task = ctx.progress.task('filter', { total: ctx.ws.alive, unit: 'items' });
+      const unread = (what: string) => (): never => {
+        throw new Error(`internal: filter read ${what} without scanning`);
+      };
+      const row = {
+        i: 0,
+        status: 'ok',
+        lastRole: null as string | null,
+        assistantTurns: 0,
+        get createdAtMs(): number | null {
+          return unread('created_at')();
+        },
+        get model(): string | null {
+          return unread('model')();
+        },
+        get tags(): Readonly<Record<string, unknown>> | null {
+          return unread('tags')();
+        },
+        get messages(): readonly Message[] {
+          return unread('messages')();
+        },
+      };
+      for (let i = 0; i < ctx.ws.size; i++) {
+        if (!ctx.ws.isAlive(i)) continue;
+        row.i = i;
+        row.status = core.error[i] ? 'error' : 'ok';
+        row.lastRole = core.roles[core.lastRole[i]!]!;
+        row.assistantTurns = core.assistantTurns[i]!;
+        const reason = decide(row);
+        if (reason) ctx.drop(i, reason);
+        task.tick(1);
+      }
+      task.done();
+    } else {
+      for (const c of ctx.scan('filter', { messages: excludes !== undefined, fields })) {
+        const reason = decide(c);
+        if (reason) ctx.drop(c.i, reason);
+      }
     }
 
     function decide(c: { i: number; status: string; createdAtMs: number | null; model: string | null; tags: Readonly<Record<string, unknown>> | null; messages: readonly Message[]; lastRole: string | null; assistantTurns: number }): string | null {

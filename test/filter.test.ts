@@ -210,3 +210,32 @@ describe('filter: latest feedback in JS equals the SQL window-function definitio
     }
   });
 });
+
+describe('filter: deciding from the working set\'s columns equals deciding from a scan', () => {
+  it('on random statuses, turn counts, last roles and feedback, with and without a system prompt before it', async () => {
+    const { prng } = await import('./support/pipeline.js');
+    const rand = prng(23);
+    const logs: unknown[] = [];
+    for (let k = 0; k < 300; k++) {
+      const turns = 1 + Math.floor(rand() * 4);
+      const messages: { role: string; content: string }[] = [];
+      if (rand() < 0.3) messages.push({ role: 'system', content: 'sys' });
+      for (let t = 0; t < turns; t++) {
+        messages.push({ role: 'user', content: `q${k}.${t}` });
+        if (t < turns - 1 || rand() < 0.8) messages.push({ role: 'assistant', content: `a${k}.${t}` });
+      }
+      if (rand() < 0.1) messages.push({ role: 'tool', content: 'tool output' });
+      logs.push({ id: `f${k}`, model: 'gpt-x', messages, ...(rand() < 0.1 ? { status: 'error' } : {}), ...(rand() < 0.8 ? { feedback: Math.floor(rand() * 6) } : {}) });
+    }
+    const params = { feedback: { min: 2 }, min_turns: 2, max_turns: 3 };
+    // models ['*'] matches every conversation here, but makes the filter read a column: the scan path.
+    const fromColumns = await curate(root, { logs, stages: [{ filter: params }] });
+    const fromScan = await curate(root, { logs, stages: [{ filter: { ...params, models: ['*'] } }] });
+    expect(fromColumns.dropped).toEqual(fromScan.dropped);
+    expect(new Set(Object.values(fromColumns.dropped))).toEqual(new Set(['no_feedback', 'feedback_below_min', 'too_few_turns', 'too_many_turns', 'assistant_not_last', 'error_status']));
+    // After a transform the stored columns may not describe the messages: the filter scans (same result here,
+    // as replacing the system prompt changes no role after the first).
+    const afterTransform = await curate(root, { logs, stages: [{ system_prompt: { text: 'New.' } }, { filter: params }] });
+    expect(afterTransform.dropped).toEqual(fromColumns.dropped);
+  });
+});
