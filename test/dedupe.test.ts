@@ -190,3 +190,25 @@ describe('dedupe: near, with signatures on a worker thread', () => {
     }
   });
 });
+
+describe('dedupe: near, after a transform', () => {
+  it('signs the transformed text (not the stored one) when a stage before it rewrote messages', async () => {
+    const rand = prng(31);
+    const logs: unknown[] = [];
+    const expected: Record<string, string> = {};
+    for (let c = 0; c < 40; c++) {
+      const base = words(rand, 40);
+      // The same prompt with six different e-mail addresses and one word changed: far apart as stored,
+      // near duplicates once redact_pii has replaced every address with the same placeholder.
+      const withMails = (tag: string, edit: boolean): string =>
+        base.map((w, k) => (k % 7 === 3 ? `${w} ${tag}${k}@example.org` : edit && k === 20 ? `${w}zz` : w)).join(' ');
+      logs.push(chat(`m${c}-a`, withMails(`alice${c}x`, false), `answer ${c}`));
+      logs.push(chat(`m${c}-b`, withMails(`bob${c}y`, true), `answer ${c} b`));
+      expected[`m${c}-b`] = `duplicate_of:m${c}-a`;
+    }
+    const stored = await curate(root, { logs, stages: [{ dedupe: { method: 'near', key: 'prompt', keep: 'oldest' } }] });
+    expect(stored.dropped).toEqual({});
+    const redacted = await curate(root, { logs, stages: [{ redact_pii: {} }, { dedupe: { method: 'near', key: 'prompt', keep: 'oldest' } }] });
+    expect(redacted.dropped).toEqual(expected);
+  });
+});
