@@ -11,7 +11,6 @@ import { exitCodeOf, JobError, UsageError } from './errors.js';
 import { ingest, type IngestSummary } from './ingest.js';
 import { createProgress, progressMode } from './progress.js';
 import { openStore, resolveStorePath } from './store.js';
-import { formatStats, storeStats } from './stats.js';
 import { table } from './format.js';
 import { VERSION } from './version.js';
 import type { RunResult } from './runner.js';
@@ -102,6 +101,8 @@ export function buildProgram(io: Io = defaultIo): Command {
     .option('--db <file>', 'the SQLite store')
     .option('--json', 'print one JSON document')
     .action(async (o: { db?: string; json?: boolean }) => {
+      // Loaded here: stats is the one command that queries through kysely (see Store.kysely).
+      const { formatStats, storeStats } = await import('./stats.js');
       const store = openStore(resolveStorePath(o.db));
       try {
         const s = await storeStats(store);

@@ -18,7 +18,7 @@ export interface StoreStats {
 }
 
 export async function storeStats(store: Store): Promise<StoreStats> {
-  const { db } = store;
+  const db = await store.kysely();
   const count = async (t: 'conversations' | 'feedback' | 'quarantine' | 'runs'): Promise<number> =>
     Number((await db.selectFrom(t).select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow()).n);
   const group = async (col: 'status' | 'format'): Promise<Record<string, number>> => {
