@@ -84,21 +84,23 @@ export function formatExplanation(e: Explanation): string {
 
 type StoredDecision = { status: 'train' | 'test' | 'dropped'; stage: string | null; reason: string | null; line: number | null; tokens: number | null };
 
-/** Decoded decision sets by store and run: explaining many ids of one run decodes its set once. */
-const decoded = new WeakMap<Store, Map<string, DecisionSet | null>>();
+/** The last decoded chunk by store: explaining many ids of one run decodes each chunk once in a row. */
+const decoded = new WeakMap<Store, { runId: string; firstPk: number; lastPk: number; set: DecisionSet }>();
 
 function decisionOf(store: Store, runId: string, pk: number): StoredDecision | undefined {
-  let runs = decoded.get(store);
-  if (!runs) decoded.set(store, (runs = new Map()));
-  let set = runs.get(runId);
-  if (set === undefined) {
-    const row = store.sqlite.prepare(`SELECT stages, decisions FROM run_decision_sets WHERE run_id = ?`).get(runId) as { stages: string; decisions: string } | undefined;
-    set = row ? DecisionSet.decode(row.stages, row.decisions) : null;
-    runs.clear();
-    runs.set(runId, set);
+  const last = decoded.get(store);
+  if (last && last.runId === runId && last.firstPk <= pk && pk <= last.lastPk) return last.set.get(pk);
+  const chunk = store.sqlite
+    .prepare(`SELECT first_pk, last_pk, stages, decisions FROM run_decision_sets WHERE run_id = ? AND first_pk <= ? AND last_pk >= ?`)
+    .get(runId, pk, pk) as { first_pk: number; last_pk: number; stages: string; decisions: string } | undefined;
+  if (chunk) {
+    const set = DecisionSet.decode(chunk.stages, chunk.decisions);
+    decoded.set(store, { runId, firstPk: chunk.first_pk, lastPk: chunk.last_pk, set });
+    return set.get(pk);
   }
-  if (set) return set.get(pk);
-  // A run recorded before decision sets (store v5 and older) has a row per conversation.
+  // Not in any chunk: a run with a decision set did not consider it (ingested later); a run recorded before
+  // decision sets (store v5 and older) has a row per conversation.
+  if (store.sqlite.prepare(`SELECT 1 FROM run_decision_sets WHERE run_id = ? LIMIT 1`).get(runId)) return undefined;
   return store.sqlite.prepare(`SELECT status, stage, reason, line, tokens FROM run_decision_rows WHERE run_id = ? AND conv_pk = ?`).get(runId, pk) as
     | StoredDecision
     | undefined;

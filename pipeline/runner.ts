@@ -578,9 +578,18 @@ class Scanned implements ScannedConversation {
 }
 
 function persistDecisions(store: Store, runId: string, ws: WorkingSet, stageNames: readonly string[]): void {
-  // One record for the whole run (pipeline/decisions.ts): 200,000 rows cost ~0.3 s and ~16 MB a run.
-  const { stages, decisions } = encodeDecisions(ws, stageNames);
-  const save = store.sqlite.prepare(`INSERT OR REPLACE INTO run_decision_sets (run_id, n, stages, decisions) VALUES (?, ?, ?, ?)`);
-  retryWhileBusy(() => save.run(runId, ws.size, stages, decisions), BUSY_MS);
+  // A few JSON records per run (pipeline/decisions.ts), not a row per conversation (~0.3 s and ~16 MB at 200k).
+  const stages = JSON.stringify(stageNames);
+  const clear = store.sqlite.prepare(`DELETE FROM run_decision_sets WHERE run_id = ?`);
+  const save = store.sqlite.prepare(
+    `INSERT INTO run_decision_sets (run_id, chunk, first_pk, last_pk, n, stages, decisions) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  // Written chunk by chunk in one transaction (IMMEDIATE: the write lock first, so no stale snapshot can fail it).
+  const write = store.sqlite.transaction(() => {
+    clear.run(runId);
+    let chunk = 0;
+    for (const c of encodeDecisions(ws)) save.run(runId, chunk++, c.firstPk, c.lastPk, c.n, stages, c.decisions);
+  });
+  retryWhileBusy(() => write.immediate(), BUSY_MS);
 }
 

@@ -112,6 +112,10 @@ export interface RunDecisionsTable {
 
 export interface RunDecisionSetsTable {
   run_id: string;
+  /** The set is cut into chunks of consecutive conversations (pipeline/decisions.ts): chunk 0, 1, … */
+  chunk: number;
+  first_pk: number;
+  last_pk: number;
   n: number;
   /** JSON: the run's stage names. */
   stages: string;
@@ -271,10 +275,14 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE run_decisions RENAME TO run_decision_rows;
   CREATE TABLE run_decision_sets (
-    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    chunk INTEGER NOT NULL,
+    first_pk INTEGER NOT NULL,
+    last_pk INTEGER NOT NULL,
     n INTEGER NOT NULL,
     stages TEXT NOT NULL,
-    decisions TEXT NOT NULL
+    decisions TEXT NOT NULL,
+    PRIMARY KEY (run_id, chunk)
   );
   CREATE VIEW run_decisions (run_id, conv_pk, status, stage, stage_idx, reason, line, tokens) AS
     SELECT run_id, conv_pk, status, stage, stage_idx, reason, line, tokens FROM run_decision_rows

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { DecisionSet, encodeDecisions } from '../pipeline/decisions.js';
+import { CHUNK, DecisionSet, encodeDecisions } from '../pipeline/decisions.js';
 import { explain } from '../pipeline/explain.js';
 import { openStore, SCHEMA_VERSION } from '../pipeline/store.js';
 import { SPLIT_TEST, SPLIT_TRAIN, WorkingSet } from '../pipeline/working-set.js';
@@ -9,10 +9,10 @@ import { tempDir } from './support/tmp.js';
 
 const root = tempDir('logcurate-decisions-');
 
-describe('packed decision sets', () => {
-  it('round-trip every field of every conversation, and know nothing of pks the run did not consider', () => {
+describe('decision sets', () => {
+  it('round-trip every field of every conversation, chunk by chunk, and know nothing of pks the run did not consider', () => {
     const rand = prng(5);
-    const n = 5000;
+    const n = 2 * CHUNK + 5000;
     const pks = new Int32Array(n);
     let pk = 0;
     // Gaps of every size, including pks past 2^24.
@@ -21,7 +21,7 @@ describe('packed decision sets', () => {
     const stages = ['filter', 'dedupe', 'rebalance_refusals', 'système ✓', 'split', 'emit'];
     const reasons = ['feedback_below_min', 'duplicate_of:c1', 'duplicate_of:"quoted"\n', 'pii:email', 'over_limit', '__proto__', '😀 odd'];
     const expected = new Map<number, unknown>();
-    let line = [0, 0, 0];
+    const line = [0, 0, 0];
     for (let i = 0; i < n; i++) {
       const tokens = rand() < 0.3 ? -1 : Math.floor(rand() * 100_000);
       ws.tokens[i] = tokens;
@@ -37,27 +37,69 @@ describe('packed decision sets', () => {
         expected.set(pks[i]!, { status: split === SPLIT_TEST ? 'test' : 'train', stage: null, stageIndex: null, reason: null, line: ws.line[i], tokens: tokens < 0 ? null : tokens });
       }
     }
-    const encoded = encodeDecisions(ws, stages);
-    const set = DecisionSet.decode(encoded.stages, encoded.decisions);
-    expect(set.size).toBe(n);
-    for (const [p, d] of expected) expect(set.get(p)).toEqual(d);
-    expect(set.get(0)).toBeUndefined();
-    expect(set.get(pks[n - 1]! + 1)).toBeUndefined();
-    expect(set.get(pks[4000]! - 1)).toBeUndefined();
+    const chunks = [...encodeDecisions(ws)];
+    expect(chunks.map((c) => c.n)).toEqual([CHUNK, CHUNK, 5000]);
+    expect(chunks.map((c) => [c.firstPk, c.lastPk])).toEqual([
+      [pks[0], pks[CHUNK - 1]],
+      [pks[CHUNK], pks[2 * CHUNK - 1]],
+      [pks[2 * CHUNK], pks[n - 1]],
+    ]);
+    const sets = chunks.map((c) => DecisionSet.decode(JSON.stringify(stages), c.decisions));
+    for (const [p, d] of expected) {
+      const k = chunks.findIndex((c) => c.firstPk <= p && p <= c.lastPk);
+      expect(sets[k]!.get(p)).toEqual(d);
+      // Each chunk knows only its own conversations.
+      expect(sets[(k + 1) % 3]!.get(p)).toBeUndefined();
+    }
+    expect(sets[0]!.get(pks[4000]! - 1)).toBeUndefined();
+    expect(sets[2]!.get(pks[n - 1]! + 1)).toBeUndefined();
     // Compact: about 30 characters a conversation, reasons included.
-    expect(encoded.decisions.length).toBeLessThan(n * 40);
+    expect(chunks.reduce((a, c) => a + c.decisions.length, 0)).toBeLessThan(n * 40);
   });
 
-  it('an empty run round-trips; a corrupt or foreign record is an error, not a wrong answer', () => {
-    const e = encodeDecisions(new WorkingSet(new Int32Array(0), []), ['filter']);
-    const empty = DecisionSet.decode(e.stages, e.decisions);
-    expect(empty.size).toBe(0);
-    expect(empty.get(1)).toBeUndefined();
+  it('an empty run has no chunks; a corrupt or foreign record is an error, not a wrong answer', () => {
+    expect([...encodeDecisions(new WorkingSet(new Int32Array(0), []))]).toEqual([]);
     const ws = new WorkingSet(Int32Array.from([1, 2, 3]), ['a', 'b', 'c']);
-    const { stages, decisions } = encodeDecisions(ws, ['filter']);
+    const [{ decisions }] = [...encodeDecisions(ws)] as [{ decisions: string }];
+    const stages = '["filter"]';
+    expect(DecisionSet.decode(stages, decisions).size).toBe(3);
     expect(() => DecisionSet.decode(stages, decisions.slice(0, -3))).toThrow();
     expect(() => DecisionSet.decode(stages, '{"not":"a decision set"}')).toThrow();
     expect(() => DecisionSet.decode(stages, '[[1,2]]')).toThrow();
+  });
+
+  it('explain finds a conversation in whichever chunk holds it', async () => {
+    const store = openStore(join(root, 'chunks.db'));
+    try {
+      const db = store.sqlite;
+      const n = CHUNK + 100;
+      const conv = db.prepare(
+        `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line) VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'f.jsonl', ?)`,
+      );
+      db.transaction(() => {
+        for (let k = 1; k <= n; k++) conv.run(`k${k}`, k);
+      })();
+      db.prepare(`INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at, out_dir) VALUES ('r-big', 'n', '{}', 'x', 0, 'succeeded', '2026-01-03', '/out')`).run();
+      const ws = new WorkingSet(Int32Array.from({ length: n - 1 }, (_, k) => k + 1), Array.from({ length: n - 1 }, (_, k) => `k${k + 1}`));
+      for (let i = 0; i < ws.size; i++) {
+        if (i % 2) ws.drop(i, 0, `r${i}`);
+        else ws.line[i] = i + 1;
+      }
+      const save = db.prepare(`INSERT INTO run_decision_sets (run_id, chunk, first_pk, last_pk, n, stages, decisions) VALUES ('r-big', ?, ?, ?, ?, '["filter"]', ?)`);
+      let chunk = 0;
+      for (const c of encodeDecisions(ws)) save.run(chunk++, c.firstPk, c.lastPk, c.n, c.decisions);
+      expect(chunk).toBe(2);
+      expect(explain(store, 'k1')).toMatchObject({ status: 'train', line: 1 });
+      expect(explain(store, 'k2')).toMatchObject({ status: 'dropped', stage: 'filter', reason: 'r1' });
+      expect(explain(store, `k${CHUNK + 50}`)).toMatchObject({ status: 'dropped', reason: `r${CHUNK + 49}` });
+      expect(explain(store, `k${CHUNK + 51}`)).toMatchObject({ status: 'train', line: CHUNK + 51 });
+      expect(explain(store, 'k3')).toMatchObject({ status: 'train', line: 3 });
+      // The last conversation was ingested after the run.
+      expect(explain(store, `k${n}`)).toMatchObject({ status: 'unknown', reason: 'ingested after this run: the run did not consider it' });
+      expect(db.prepare(`SELECT count(*) FROM run_decisions WHERE run_id = 'r-big'`).pluck().get()).toBe(n - 1);
+    } finally {
+      await store.close();
+    }
   });
 
   it('the run_decisions view gives SQL a row per conversation, the same as the set decodes to', async () => {
@@ -74,8 +116,10 @@ describe('packed decision sets', () => {
       ws.split[3] = SPLIT_TEST;
       ws.line[3] = 1;
       ws.tokens[3] = 0;
-      const { stages, decisions } = encodeDecisions(ws, ['filter', 'dedupe', 'split', 'emit']);
-      db.prepare(`INSERT INTO run_decision_sets (run_id, n, stages, decisions) VALUES ('r-new', 4, ?, ?)`).run(stages, decisions);
+      const stages = JSON.stringify(['filter', 'dedupe', 'split', 'emit']);
+      const [c] = [...encodeDecisions(ws)] as [{ firstPk: number; lastPk: number; n: number; decisions: string }];
+      const decisions = c.decisions;
+      db.prepare(`INSERT INTO run_decision_sets (run_id, chunk, first_pk, last_pk, n, stages, decisions) VALUES ('r-new', 0, ?, ?, ?, ?, ?)`).run(c.firstPk, c.lastPk, c.n, stages, decisions);
       const rows = db.prepare(`SELECT conv_pk, status, stage, stage_idx, reason, line, tokens FROM run_decisions WHERE run_id = 'r-new' ORDER BY conv_pk`).all();
       expect(rows).toEqual([
         { conv_pk: 3, status: 'dropped', stage: 'filter', stage_idx: 0, reason: 'feedback_below_min', line: null, tokens: null },
