@@ -244,7 +244,7 @@ async function ingestFile(
   let batch: Unit[] = [];
   let batchBytes = 0;
   let seenUnits = 0;
-  // Batches are prepared ahead (possibly on a worker) but applied strictly in input order, one transaction each.
+  // Batches are prepared ahead (possibly on a worker) but applied strictly in input order, committed in groups.
   const inFlight: { units: Unit[]; prepared: Promise<Prepared[]>; ready: boolean }[] = [];
   const applyOldest = async (): Promise<void> => {
     const next = inFlight.shift()!;

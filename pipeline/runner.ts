@@ -105,8 +105,8 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
 
   // Freeze what this run considers: conversations and feedback as of now, read in one transaction so both come
   // from the same snapshot even while another process ingests. Rows are never changed (only their derived
-  // signals may be filled in), so later concurrent ingests cannot change this run's view. Read row by row into
-  // the columns: an array of a million [pk, id] rows would stay alive for the whole run.
+  // signals may be filled in), so later concurrent ingests cannot change this run's view. Read a page at a time
+  // into the columns: an array of a million [pk, id] rows would stay alive for the whole run.
   const { pks, ids, core, maxFeedbackPk } = sqlite.transaction(() => {
     const pkList: number[] = [];
     const idList: string[] = [];
