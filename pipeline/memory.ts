@@ -29,6 +29,13 @@ let liveAfterGc = 0;
  */
 export const WORKER_HEAP_SLACK = 32 * 1024 * 1024;
 
+/** A full collection now (when the runtime allows it): after a stage drops a large buffer, so it is freed at once. */
+export function collectGarbageNow(): void {
+  if (!collectGarbage) return;
+  collectGarbage();
+  liveAfterGc = process.memoryUsage().heapUsed;
+}
+
 export function keepHeapNearLiveSet(slack: number = HEAP_SLACK): void {
   if (!collectGarbage) return;
   const used = process.memoryUsage().heapUsed;

@@ -9,6 +9,7 @@ import { keyText } from '../pipeline/messages.js';
 import { normalizeText } from '../pipeline/normalize.js';
 import { NearDuplicateIndex, signatureBytes } from '../pipeline/minhash.js';
 import { BatchWorker } from '../pipeline/batch-worker.js';
+import { collectGarbageNow } from '../pipeline/memory.js';
 
 export const dedupeParams = z.strictObject({
   method: z.enum(['exact', 'near']).default('exact'),
@@ -28,7 +29,9 @@ export default defineStage({
     // 53-bit keys (no string per conversation); equal length is checked too, so a collision never merges.
     const firstByHash = new Map<number, number>();
     const textLength = new Int32Array(n);
-    const index = p.method === 'near' ? new NearDuplicateIndex({ threshold: p.threshold, seed: 0, expectedDocs: n }) : null;
+    // Sized for the conversations still alive (only those are indexed), not the whole store: 256 bytes each.
+    let index = p.method === 'near' ? new NearDuplicateIndex({ threshold: p.threshold, seed: 0, expectedDocs: ws.alive }) : null;
+    const minhashConfig = index?.config;
     const find = (x: number): number => {
       while (parent[x] !== x) x = parent[x] = parent[parent[x]!]!;
       return x;
@@ -77,6 +80,10 @@ export default defineStage({
       indexed.forEach((i, d) => {
         if (rep[d]! !== d) union(indexed[rep[d]!]!, i);
       });
+      // The signatures (~100 MB at a million) live outside the JS heap, which the collection budget watches:
+      // without this they stayed resident through the next stages, the run's peak at 1M.
+      index = null;
+      collectGarbageNow();
     }
     const clusters = new Map<number, number[]>();
     for (const i of members) {
@@ -125,7 +132,7 @@ export default defineStage({
     }
     ctx.stats.clusters = clusters.size;
     ctx.stats.removed = removed;
-    if (index) ctx.stats.minhash = { ...index.config, batches_on_worker: signatures!.threaded };
+    if (minhashConfig) ctx.stats.minhash = { ...minhashConfig, batches_on_worker: signatures!.threaded };
   },
 });
 
