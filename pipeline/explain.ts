@@ -1,7 +1,7 @@
 /** `logcurate explain <id>`: which stage dropped a conversation and why, or which split and line it landed in. */
 import type { Store } from './store.js';
 import { UsageError } from './errors.js';
-import { DecisionSet } from './decisions.js';
+import { DecisionSet, type Decision } from './decisions.js';
 
 export interface Explanation {
   id: string;
@@ -82,7 +82,7 @@ export function formatExplanation(e: Explanation): string {
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
 
-type StoredDecision = { status: 'train' | 'test' | 'dropped'; stage: string | null; reason: string | null; line: number | null; tokens: number | null };
+type StoredDecision = Pick<Decision, 'status' | 'stage' | 'reason' | 'line' | 'tokens'>;
 
 /** The last decoded chunk by store: explaining many ids of one run decodes each chunk once in a row. */
 const decoded = new WeakMap<Store, { runId: string; firstPk: number; lastPk: number; set: DecisionSet }>();

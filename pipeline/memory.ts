@@ -38,8 +38,6 @@ export function collectGarbageNow(): void {
 
 export function keepHeapNearLiveSet(slack: number = HEAP_SLACK): void {
   if (!collectGarbage) return;
-  const used = process.memoryUsage().heapUsed;
-  if (used - liveAfterGc < slack) return;
-  collectGarbage();
-  liveAfterGc = process.memoryUsage().heapUsed;
+  if (process.memoryUsage().heapUsed - liveAfterGc < slack) return;
+  collectGarbageNow();
 }

@@ -80,9 +80,6 @@ export async function runConfigFile(configPath: string, opts: RunOptions = {}): 
   }
 }
 
-/** The roles a stored last_role can hold (the ingest schema's), by their CoreFacts.lastRole code. */
-const CORE_ROLES: readonly string[] = ROLES;
-
 function newRunId(name: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;
@@ -115,7 +112,8 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
     const lastRole: number[] = [];
     let complete = true;
     // Status and role as small numbers (SQL maps them): no string per row to create.
-    const roleCase = CORE_ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
+    // CoreFacts.lastRole codes are indexes into ROLES, the roles ingest accepts.
+    const roleCase = ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
     const select = `SELECT pk, id, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE -1 END FROM conversations WHERE pk > ?`;
     for (const [pk, id, isError, nAssistant, role] of rowsByPk<[number, string, number, number, number]>(sqlite, select)) {
       pkList.push(pk);
@@ -127,7 +125,7 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
       lastRole.push(role);
     }
     const coreFacts: CoreFacts | null = complete
-      ? { error: Uint8Array.from(error), assistantTurns: Int32Array.from(turns), lastRole: Uint8Array.from(lastRole), roles: CORE_ROLES }
+      ? { error: Uint8Array.from(error), assistantTurns: Int32Array.from(turns), lastRole: Uint8Array.from(lastRole), roles: ROLES }
       : null;
     return {
       pks: Int32Array.from(pkList),
