@@ -349,7 +349,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   const fd = openSync(path, 'w');
   try {
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
-    const rows = rowsByPk<[number, string, number]>(ctx.store.sqlite, `SELECT pk, source_file, source_line FROM conversations WHERE pk <= ? AND pk > ?`, [maxPk]);
+    const rows = rowsByPk<[number, string, string, number]>(ctx.store.sqlite, `SELECT pk, id, source_file, source_line FROM conversations WHERE pk <= ? AND pk > ?`, [maxPk]);
     const encoded = new Map<string | null, string>();
     const cached = (v: string | null): string => {
       let e = encoded.get(v);
@@ -359,13 +359,13 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
     let k = 0;
     let buf: string[] = [];
     let len = 0;
-    for (const [pk, file, srcLine] of rows) {
+    for (const [pk, id, file, srcLine] of rows) {
       while (k < ws.size && ws.pks[k]! < pk) k++;
       if (k >= ws.size || ws.pks[k] !== pk) continue;
       const by = ws.droppedBy[k]!;
       // Written field by field (the same bytes as jsonLine of the record object, which the tests check): one
       // line per conversation at a million, with stage and file texts encoded once each.
-      const head = `{"id":${jsonLine(ws.ids[k])},"status":`;
+      const head = `{"id":${jsonLine(id)},"status":`;
       const tail = `,"source":{"file":${cached(file)},"line":${srcLine}}}\n`;
       const text =
         by >= 0
@@ -422,7 +422,7 @@ async function reportData(manifest: Manifest, ctx: StageContext, run: FinishedSt
       samples.push({
         stage: stage!,
         reason: ws.reason(i)!,
-        id: ws.ids[i]!,
+        id: ws.id(i),
         messages: msgs.map((m) => ({ role: String(m.role), content: redactPii(contentText(m.content), PII_KINDS).text })),
       });
     }

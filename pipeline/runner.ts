@@ -104,9 +104,8 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   // from the same snapshot even while another process ingests. Rows are never changed (only their derived
   // signals may be filled in), so later concurrent ingests cannot change this run's view. Read a page at a time
   // into the columns: an array of a million [pk, id] rows would stay alive for the whole run.
-  const { pks, ids, core, maxFeedbackPk } = sqlite.transaction(() => {
+  const { pks, core, maxFeedbackPk } = sqlite.transaction(() => {
     const pkList: number[] = [];
-    const idList: string[] = [];
     const error: number[] = [];
     const turns: number[] = [];
     const lastRole: number[] = [];
@@ -114,10 +113,9 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
     // Status and role as small numbers (SQL maps them): no string per row to create.
     // CoreFacts.lastRole codes are indexes into ROLES, the roles ingest accepts.
     const roleCase = ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
-    const select = `SELECT pk, id, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE -1 END FROM conversations WHERE pk > ?`;
-    for (const [pk, id, isError, nAssistant, role] of rowsByPk<[number, string, number, number, number]>(sqlite, select)) {
+    const select = `SELECT pk, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE -1 END FROM conversations WHERE pk > ?`;
+    for (const [pk, isError, nAssistant, role] of rowsByPk<[number, number, number, number]>(sqlite, select)) {
       pkList.push(pk);
-      idList.push(id);
       error.push(isError);
       turns.push(nAssistant);
       // No stored last role (no messages): stages scan instead, and compute it from the messages.
@@ -129,12 +127,13 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
       : null;
     return {
       pks: Int32Array.from(pkList),
-      ids: idList,
       core: coreFacts,
       maxFeedbackPk: Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m),
     };
   })();
-  const ws = new WorkingSet(pks, ids);
+  // Ids are looked up when a stage needs one (rows never change, so any later read agrees with this snapshot).
+  const idOf = sqlite.prepare(`SELECT id FROM conversations WHERE pk = ?`).pluck();
+  const ws = new WorkingSet(pks, (pk) => idOf.get(pk) as string);
   const warmedUp = config.stages.map((st) => {
     try {
       return st.def.warm?.(st.params, { conversations: ws.size }) ?? null;
@@ -288,7 +287,7 @@ const SCAN_PAGE = 2000;
 
 type ScanRow = [
   number,
-  null,
+  string | null,
   string | null,
   string | null,
   'ok' | 'error',
@@ -304,11 +303,11 @@ type ScanRow = [
   string | null,
 ];
 
-// The id comes from the working set (ws.ids), not from each scan.
-const SCAN_COLUMNS = `pk, NULL, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
+const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
 
 /** The optional columns of a lean scan, by their ScanRow index. */
 const OPTIONAL_FIELDS: readonly (readonly [ScanField, number, string])[] = [
+  ['id', 1, 'id'],
   ['createdAtMs', 5, 'created_at_ms'],
   ['model', 6, 'model'],
   ['userId', 7, 'user_id'],
@@ -319,8 +318,8 @@ const ALL_FIELDS = OPTIONAL_FIELDS.reduce((m, [, col]) => m | (1 << col), 0);
 
 /** A lean scan's columns: no text, the optional columns asked for (`fields` bits), signals if wanted. */
 function leanColumns(fields: number, signals: boolean): string {
-  const opt = OPTIONAL_FIELDS.map(([, col, name]) => (fields & (1 << col) ? name : 'NULL')).join(', ');
-  return `pk, NULL, NULL, NULL, status, ${opt}, NULL, NULL, n_assistant, last_role, ${signals ? 'signals' : 'NULL'}`;
+  const [id, ...rest] = OPTIONAL_FIELDS.map(([, col, name]) => (fields & (1 << col) ? name : 'NULL'));
+  return `pk, ${id}, NULL, NULL, status, ${rest.join(', ')}, NULL, NULL, n_assistant, last_role, ${signals ? 'signals' : 'NULL'}`;
 }
 
 interface TransformChain {
@@ -502,13 +501,13 @@ class Scanned implements ScannedConversation {
     return this.r[0];
   }
   get id(): string {
-    return this.s.ws.ids[this.i]!;
+    return this.opt(1)!;
   }
   get status(): 'ok' | 'error' {
     return this.r[4];
   }
   /** An optional column: from this scan's row if it fetched it, else from the full row. */
-  private opt<K extends 5 | 6 | 7 | 8 | 9>(col: K): ScanRow[K] {
+  private opt<K extends 1 | 5 | 6 | 7 | 8 | 9>(col: K): ScanRow[K] {
     return this.s.fetched & (1 << col) ? this.r[col] : this.full()[col];
   }
   get createdAtMs(): number | null {

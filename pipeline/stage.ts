@@ -72,7 +72,7 @@ export interface ScanOptions {
 }
 
 /** The optional columns of a lean scan (ScanOptions.fields). */
-export type ScanField = 'createdAtMs' | 'model' | 'userId' | 'sessionId' | 'tags';
+export type ScanField = 'id' | 'createdAtMs' | 'model' | 'userId' | 'sessionId' | 'tags';
 
 export type FeedbackAggregate = 'latest' | 'mean' | 'min' | 'max';
 

@@ -14,8 +14,11 @@ export const REFUSAL_YES = 2;
 export class WorkingSet {
   /** conversations.pk, ascending. */
   readonly pks: Int32Array;
-  /** The conversations' own ids (from the logs), for reasons, hashing and lineage. */
-  readonly ids: readonly string[];
+  /**
+   * The conversations' own ids (from the logs), for reasons, hashing and lineage: looked up by pk when asked,
+   * not held (a million ids were ~56 MB of strings for the whole run, read by few).
+   */
+  private readonly idOf: (pk: number) => string;
   /** -1 while alive, else the index of the stage that dropped it. */
   readonly droppedBy: Int16Array;
   /** Index into `reasons` for dropped conversations. */
@@ -34,9 +37,14 @@ export class WorkingSet {
   readonly reasons: string[] = [];
   private aliveCount: number;
 
-  constructor(pks: Int32Array, ids: readonly string[]) {
+  /** `ids`: each conversation's id by index, or a lookup by pk (the store's, for a run). */
+  constructor(pks: Int32Array, ids: readonly string[] | ((pk: number) => string)) {
     this.pks = pks;
-    this.ids = ids;
+    if (typeof ids === 'function') this.idOf = ids;
+    else {
+      if (ids.length !== pks.length) throw new Error(`internal: ${pks.length} pks but ${ids.length} ids`);
+      this.idOf = (pk) => ids[indexOfPk(pks, pk)]!;
+    }
     const n = pks.length;
     this.droppedBy = new Int16Array(n).fill(-1);
     this.reasonOf = new Int32Array(n).fill(-1);
@@ -55,12 +63,17 @@ export class WorkingSet {
     return this.aliveCount;
   }
 
+  /** The id of conversation `i` (a store lookup for a run: call it where an id is needed, not per row of a scan). */
+  id(i: number): string {
+    return this.idOf(this.pks[i]!);
+  }
+
   isAlive(i: number): boolean {
     return this.droppedBy[i] === -1;
   }
 
   drop(i: number, stageIndex: number, reason: string): void {
-    if (this.droppedBy[i] !== -1) throw new Error(`internal: conversation ${this.ids[i]} dropped twice`);
+    if (this.droppedBy[i] !== -1) throw new Error(`internal: conversation ${this.id(i)} dropped twice`);
     let r = this.reasonIndex.get(reason);
     if (r === undefined) {
       r = this.reasons.length;

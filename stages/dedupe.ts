@@ -118,14 +118,14 @@ export default defineStage({
         if (Number.isNaN(ca)) return false;
         return ca > cb;
       }
-      return ws.ids[a]! < ws.ids[b]!;
+      return ws.id(a) < ws.id(b);
     };
     const sizes = (ctx.facts.duplicateClusters ??= new Map<number, number>());
     let removed = 0;
     for (const list of clusters.values()) {
       let keep = list[0]!;
       for (const i of list) if (i !== keep && better(i, keep)) keep = i;
-      const reason = `duplicate_of:${ws.ids[keep]}`;
+      const reason = `duplicate_of:${ws.id(keep)}`;
       for (const i of list) if (i !== keep) ctx.drop(i, reason);
       removed += list.length - 1;
       sizes.set(list.length, (sizes.get(list.length) ?? 0) + 1);

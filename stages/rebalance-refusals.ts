@@ -65,22 +65,23 @@ export default defineStage({
     const idx: number[] = [];
     const refusal: number[] = [];
     const group: string[] = [];
+    // Best feedback is kept first; among equals a seeded hash of the id decides, never the ingest order.
+    const tiebreak: number[] = [];
     // With the curated list alone, the verdict is one of the conversation's stored signals: no text is read.
     const defaultOnly = p.default_phrases && !p.extra_phrases?.length && !p.patterns?.length;
-    const fields: ScanField[] = p.tag !== undefined || byKey !== undefined ? ['tags'] : [];
+    const fields: ScanField[] = p.tag !== undefined || byKey !== undefined ? ['id', 'tags'] : ['id'];
     for (const c of ctx.scan('rebalance_refusals', { messages: defaultOnly ? 'signals' : true, fields })) {
       const isRefusal =
         (p.tag !== undefined && truthy(tagOf(c.tags, p.tag))) || (defaultOnly ? c.signals.defaultRefusal() : detect(finalAssistantText(c.messages)));
       idx.push(c.i);
+      tiebreak.push(seededUnit(ctx.seed, `rebalance:${c.id}`));
       refusal.push(isRefusal ? 1 : 0);
       ctx.ws.refusal[c.i] = isRefusal ? REFUSAL_YES : REFUSAL_NO;
       const g = byKey === undefined ? 'all' : tagOf(c.tags, byKey);
       group.push(g === undefined || g === null ? '(none)' : String(g));
     }
     const fb = ctx.feedback(ctx.facts.feedbackName ?? 'score', 'latest');
-    // Best feedback is kept first; among equals a seeded hash of the id decides, never the ingest order.
     const score = idx.map((i) => (Number.isNaN(fb[i]!) ? -Infinity : fb[i]!));
-    const tiebreak = idx.map((i) => seededUnit(ctx.seed, `rebalance:${ctx.ws.ids[i]}`));
     const before = refusal.reduce((a, b) => a + b, 0);
     const perGroup = aq
       .table({ group, refusal })

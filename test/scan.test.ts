@@ -41,7 +41,7 @@ describe('lean scans', () => {
           seen[label] = [...ctx.scan(label, opts)].map((c) => [c.id, c.status, c.createdAtMs, c.model, c.userId, c.sessionId, c.tags, c.lastRole, c.assistantTurns, c.signals.keyLength('prompt')]);
         },
       });
-    const fieldsSets: (readonly ScanField[] | undefined)[] = [undefined, [], ['tags'], ['createdAtMs', 'userId'], ['model', 'sessionId', 'tags', 'createdAtMs', 'userId']];
+    const fieldsSets: (readonly ScanField[] | undefined)[] = [undefined, [], ['id'], ['tags'], ['createdAtMs', 'userId'], ['model', 'sessionId', 'tags', 'createdAtMs', 'userId', 'id']];
     const probes = fieldsSets.flatMap((fields, k) => [
       { name: `lean${k}`, def: probe(`lean${k}`, { messages: false, fields }), params: {}, path: 'probe' },
       { name: `signals${k}`, def: probe(`signals${k}`, { messages: 'signals', fields }), params: {}, path: 'probe' },
