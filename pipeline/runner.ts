@@ -134,18 +134,44 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   // Ids are looked up when a stage needs one (rows never change, so any later read agrees with this snapshot).
   const idOf = sqlite.prepare(`SELECT id FROM conversations WHERE pk = ?`).pluck();
   const ws = new WorkingSet(pks, (pk) => idOf.get(pk) as string);
-  const warmedUp = config.stages.map((st) => {
-    try {
-      return st.def.warm?.(st.params, { conversations: ws.size }) ?? null;
-    } catch {
-      // Warming up is only a head start: whatever failed here, the stage itself reports when it runs.
-      return null;
-    }
-  });
+  const warm = new StageWarmer(config, ws.size);
   try {
-    return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary });
+    return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm });
   } finally {
-    await Promise.all(warmedUp.map((w) => w?.done()));
+    await warm.done();
+  }
+}
+
+/**
+ * Stages before their turn to warm up (StageDefinition.warm): a stage is warmed when the stage WARM_AHEAD places
+ * before it starts, so its set-up overlaps two stages (one of them may take no time, as system_prompt does)
+ * without holding its memory through the whole run. Emit's token worker (~50 MB) warmed when the run started
+ * had been resident through near dedupe, the 1M run's peak.
+ */
+const WARM_AHEAD = 2;
+
+class StageWarmer {
+  private readonly started: ({ done(): Promise<void> } | null)[] = [];
+
+  constructor(
+    private readonly config: LoadedConfig,
+    private readonly conversations: number,
+  ) {}
+
+  /** Stage `s` is starting: warm the stages whose turn it is. */
+  at(s: number): void {
+    this.config.stages.forEach((st, k) => {
+      if (Math.max(0, k - WARM_AHEAD) !== s) return;
+      try {
+        this.started.push(st.def.warm?.(st.params, { conversations: this.conversations }) ?? null);
+      } catch {
+        // Warming up is only a head start: whatever failed here, the stage itself reports when it runs.
+      }
+    });
+  }
+
+  async done(): Promise<void> {
+    await Promise.all(this.started.map((w) => w?.done()));
   }
 }
 
@@ -156,10 +182,11 @@ interface RunStart {
   readonly core: CoreFacts | null;
   readonly maxFeedbackPk: number;
   readonly ingestSummary: IngestSummary;
+  readonly warm: StageWarmer;
 }
 
 async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, start: RunStart): Promise<RunResult> {
-  const { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary } = start;
+  const { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm } = start;
   const progress = opts.progress ?? silentProgress;
   const sqlite = store.sqlite;
   const facts: RunFactsInternal = { outOverride: opts.out };
@@ -176,6 +203,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
     for (let s = 0; s < config.stages.length; s++) {
       const stage = config.stages[s]!;
       const t0 = Date.now();
+      warm.at(s);
       const nIn = ws.alive;
       const dropped: Record<string, number> = {};
       const stats: Record<string, unknown> = {};

@@ -135,9 +135,9 @@ export interface StageDefinition<S extends z.ZodType = z.ZodType> {
   prepare?(params: z.output<S>, env: { configDir: string; path: string }): z.output<S> | void;
   run(ctx: StageContext, params: z.output<S>): void | Promise<void>;
   /**
-   * Called when a run starts, before any stage runs: start slow, independent set-up (a worker thread and its
-   * tables) so it overlaps the stages before this one. Whatever it starts, `run` takes over; `done` releases it
-   * when the run ends without taking it.
+   * Called when the stage two places before this one starts (or the first stage, for the first two): start slow,
+   * independent set-up (a worker thread and its tables) so it overlaps the stages just before this one. Whatever
+   * it starts, `run` takes over; `done` releases it when the run ends without taking it.
    */
   warm?(params: z.output<S>, run: { readonly conversations: number }): { done(): Promise<void> } | void;
 }

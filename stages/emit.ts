@@ -186,7 +186,7 @@ function finishChat(prep: PreparedChat, limit: number | null, truncate: boolean,
 /** Conversations per window: one window is counted (on a worker) while the next one is built. */
 const WINDOW = 2048;
 
-/** From this many conversations in a run, the token worker is started when the run starts (see `warm`). */
+/** From this many conversations in a run, the token worker is started ahead of emit (see `warm`). */
 const WARM_MIN_CONVERSATIONS = 2 * WINDOW;
 
 /** Token counters started by `warm`, by the params object the same run hands to `run`. */
