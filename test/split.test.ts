@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { runConfigFile } from '../pipeline/runner.js';
 import { jsonl, tempDir } from './support/tmp.js';
 import { chat, curate, prng, readOutputs, words, type Curated } from './support/pipeline.js';
+import { LINK_CAP } from '../stages/split.js';
 
 const root = tempDir('logcurate-split-');
 const rand = prng(777);
@@ -208,5 +209,42 @@ describe('split: no notion of "prompt" straddles train and test', () => {
     const r = await curate(root, { logs, stages: [{ filter: { require_assistant_last: true } }, { split: { test_fraction: 0.5, method: 'exact' } }], emit: EMIT });
     expect(r.testIds.length).toBe(30);
     expect(r.trainIds.length).toBe(30);
+  });
+});
+
+describe('split: the test share follows test_fraction whatever the components look like', () => {
+  const twoTurns = (id: string, first: string, second: string) => ({
+    id,
+    messages: [
+      { role: 'user', content: first },
+      { role: 'assistant', content: `a ${id}` },
+      { role: 'user', content: second },
+      { role: 'assistant', content: `b ${id}` },
+    ],
+  });
+
+  it('a component of several conversations is no likelier to land in test than a single one', async () => {
+    // 400 components of 4 conversations sharing a first turn, each with its own prompt (so its own key).
+    const logs = Array.from({ length: 1600 }, (_, k) => twoTurns(`c${k}`, `shared opener number ${k >> 2}`, `follow-up ${k} ${prompt()}`));
+    const r = await curate(root, { logs, stages: [{ split: { test_fraction: 0.2 } }], emit: EMIT, seed: 5 });
+    const groups = assertNoStraddle(r, (id) => String(Number(id.slice(1)) >> 2));
+    expect(groups).toBe(400);
+    // Each component lands in test with probability 0.2 (the smallest of four members' values, the old rule,
+    // gave 1 - 0.8^4 = 59%): 80 of 400 expected, standard deviation 8.
+    expect(r.testIds.length / 4).toBeGreaterThan(80 - 32);
+    expect(r.testIds.length / 4).toBeLessThan(80 + 32);
+  });
+
+  it('a boilerplate last turn ("thanks") shared by many conversations does not glue them into one group', async () => {
+    const n = 4 * LINK_CAP;
+    const logs = Array.from({ length: n }, (_, k) => twoTurns(`t${k}`, `question ${k} ${prompt()}`, 'Thanks!'));
+    const r = await curate(root, { logs, stages: [{ split: { test_fraction: 0.25 } }], emit: EMIT, seed: 9 });
+    // Linked, all 200 would land on one side. Unlinked: 50 expected in test, standard deviation ~6.
+    expect(r.testIds.length).toBeGreaterThan(50 - 25);
+    expect(r.testIds.length).toBeLessThan(50 + 25);
+    // A turn no more common than LINK_CAP still links: LINK_CAP conversations sharing a closer stay together.
+    const few = Array.from({ length: LINK_CAP }, (_, k) => twoTurns(`f${k}`, `question ${k} ${prompt()}`, 'Thanks a lot, that settles it!'));
+    const r2 = await curate(root, { logs: few, stages: [{ split: { test_fraction: 0.25 } }], emit: EMIT, seed: 9 });
+    expect(assertNoStraddle(r2, () => 'all')).toBe(1);
   });
 });
