@@ -2,6 +2,7 @@
 import type { Store } from './store.js';
 import { UsageError } from './errors.js';
 import { DecisionSet, type Decision } from './decisions.js';
+import { runAlive } from './owner.js';
 
 export interface Explanation {
   id: string;
@@ -25,10 +26,10 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
   const run = (
     runId === undefined
       ? db
-          .prepare(`SELECT id, name, status, out_dir, error FROM runs WHERE status IN ('succeeded', 'dry_run') ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+          .prepare(`SELECT id, name, status, out_dir, error, pid, host FROM runs WHERE status IN ('succeeded', 'dry_run') ORDER BY started_at DESC, rowid DESC LIMIT 1`)
           .get()
-      : db.prepare(`SELECT id, name, status, out_dir, error FROM runs WHERE id = ?`).get(runId)
-  ) as { id: string; name: string; status: string; out_dir: string | null; error: string | null } | undefined;
+      : db.prepare(`SELECT id, name, status, out_dir, error, pid, host FROM runs WHERE id = ?`).get(runId)
+  ) as { id: string; name: string; status: string; out_dir: string | null; error: string | null; pid: number | null; host: string | null } | undefined;
   if (runId !== undefined && !run) throw new UsageError(`--run ${runId}: no such run in ${store.path}`);
   const conv = db.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE id = ?`).get(id) as
     | { pk: number; source_file: string; source_line: number }
@@ -56,8 +57,15 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
     const any = db.prepare(`SELECT id, status FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`).get() as { id: string; status: string } | undefined;
     return { ...base, reason: any ? `no run on this store has finished yet (latest: ${any.id}, ${any.status})` : 'no run has been made on this store yet' };
   }
-  if (run.status === 'running') return { ...base, reason: 'the run is still in progress' };
+  if (run.status === 'running') {
+    // explain only reads: the next run marks such a run failed (runner.ts markInterruptedRuns).
+    if (!runAlive(run)) return { ...base, reason: `the run was interrupted: its process (pid ${run.pid} on ${run.host}) ended before the run finished` };
+    return { ...base, reason: 'the run is still in progress' };
+  }
   const d = decisionOf(store, run.id, conv.pk);
+  if (!d && run.status === 'failed' && !hasDecisions(store, run.id)) {
+    return { ...base, reason: `the run failed before recording any decision${run.error ? ` (${run.error})` : ''}` };
+  }
   if (!d) return { ...base, reason: 'ingested after this run: the run did not consider it' };
   if (run.status === 'failed' && d.status !== 'dropped') {
     // Still alive when the run failed: it reached no file.
@@ -86,6 +94,11 @@ type StoredDecision = Pick<Decision, 'status' | 'stage' | 'reason' | 'line' | 't
 
 /** The last decoded chunk by store: explaining many ids of one run decodes each chunk once in a row. */
 const decoded = new WeakMap<Store, { runId: string; firstPk: number; lastPk: number; set: DecisionSet }>();
+
+function hasDecisions(store: Store, runId: string): boolean {
+  const q = `SELECT EXISTS (SELECT 1 FROM run_decision_sets WHERE run_id = ?) OR EXISTS (SELECT 1 FROM run_decision_rows WHERE run_id = ?)`;
+  return store.sqlite.prepare(q).pluck().get(runId, runId) === 1;
+}
 
 function decisionOf(store: Store, runId: string, pk: number): StoredDecision | undefined {
   const last = decoded.get(store);

@@ -9,6 +9,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
+import { ownerAlive } from './owner.js';
 import { parse as parseCsv } from 'csv-parse';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { resolve, isAbsolute } from 'node:path';
@@ -350,20 +351,6 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
     yield { lineNo: startLine, raw, csv: fields };
   }
   while (skipped.length) yield skipped.shift()!;
-}
-
-/** Whether the process that owns an in-progress row still runs (checkable only on this host). */
-function ownerAlive(pid: number | null, host: string | null): boolean {
-  if (pid === null) return false;
-  if (host !== hostname()) return true;
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 interface PriorFile extends FileCounts {

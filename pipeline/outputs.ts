@@ -3,7 +3,7 @@
  * place only after the whole run succeeded — manifest.json last — so a reader never sees a partial file and a
  * failed run leaves the previous run's files as they were.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash, hash, type Hash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { manifestSchema, type FileEntry, type Manifest } from '../schemas/manifest.js';
@@ -19,6 +19,7 @@ import type { Message, StageContext } from './stage.js';
 import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
+import { currentOwner, ownerAlive } from './owner.js';
 
 /**
  * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
@@ -129,15 +130,22 @@ export class OutputWriter {
   /** Set when a failed install could not restore every previous file: the staging folder then holds them. */
   private keepStaging = false;
 
+  /** What was recovered from interrupted runs' staging folders in outDir (for the manifest's warnings). */
+  readonly recovered: readonly string[];
+
   constructor(private readonly o: { outDir: string; runId: string; dryRun: boolean }) {
     if (o.dryRun) {
       this.staging = null;
+      this.recovered = [];
     } else {
       try {
         this.created = mkdirSync(o.outDir, { recursive: true });
-        this.staging = join(o.outDir, `.staging-${o.runId}`);
+        this.recovered = recoverInterruptedRuns(o.outDir);
+        this.staging = join(o.outDir, `${STAGING_PREFIX}${o.runId}`);
         mkdirSync(this.staging);
+        writeWhole(join(this.staging, OWNER_FILE), `${JSON.stringify({ ...currentOwner(), run_id: o.runId })}\n`);
       } catch (err) {
+        if (err instanceof JobError) throw err;
         throw new JobError(`${o.outDir}: cannot create the output directory: ${(err as Error).message}`);
       }
     }
@@ -175,6 +183,9 @@ export class OutputWriter {
     const outDir = this.o.outDir;
     const undo: { name: string; run: () => void }[] = [];
     let current = '';
+    // What a process that finds this folder after a hard kill needs to put the previous files back.
+    const journal: InstallJournal = { names, stale, had: names.filter((n) => existsSync(join(outDir, n))) };
+    writeWhole(join(staging, JOURNAL_FILE), `${JSON.stringify(journal)}\n`);
     try {
       for (const name of stale) {
         current = name;
@@ -318,6 +329,78 @@ export class OutputWriter {
     rmSync(this.staging, { recursive: true, force: true });
     return { manifest, outDir: this.o.outDir, written: names.map((n) => join(this.o.outDir, n)) };
   }
+}
+
+const STAGING_PREFIX = '.staging-';
+/** In a staging folder: who writes it ({pid, host, run_id}), so a later run can tell when its writer is gone. */
+const OWNER_FILE = 'owner.json';
+/** In a staging folder, written just before its files are renamed into place: what install() will do. */
+const JOURNAL_FILE = 'install.json';
+
+interface InstallJournal {
+  /** Files put in place, in order; manifest.json last. */
+  readonly names: readonly string[];
+  /** Outputs of an older run that this run does not produce, moved aside as previous.<name>. */
+  readonly stale: readonly string[];
+  /** The names that had a previous version in the output folder. */
+  readonly had: readonly string[];
+}
+
+/**
+ * Staging folders left in `outDir` by runs whose process is gone (kill -9, out of memory, power loss; a failed
+ * run removes its own). Killed while writing, a folder holds only partial new files: removed. Killed while
+ * installing, the output folder may hold some new files beside the previous run's: the journal says which, and
+ * the previous files are put back (the run never finished, so its files must not stand) — unless manifest.json,
+ * renamed last, was already in place: then the new set is complete and consistent, and stays. Folders whose
+ * writer may be alive, or that say nothing about their writer (older versions), are left alone.
+ */
+export function recoverInterruptedRuns(outDir: string): string[] {
+  const notes: string[] = [];
+  for (const entry of readdirSync(outDir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !entry.name.startsWith(STAGING_PREFIX)) continue;
+    const staging = join(outDir, entry.name);
+    let owner: { pid?: unknown; host?: unknown; run_id?: unknown };
+    try {
+      owner = JSON.parse(readFileSync(join(staging, OWNER_FILE), 'utf8')) as typeof owner;
+    } catch {
+      continue;
+    }
+    if (typeof owner.pid !== 'number' || typeof owner.host !== 'string' || ownerAlive(owner.pid, owner.host)) continue;
+    const run = typeof owner.run_id === 'string' ? owner.run_id : entry.name.slice(STAGING_PREFIX.length);
+    let journal: InstallJournal | null = null;
+    try {
+      journal = JSON.parse(readFileSync(join(staging, JOURNAL_FILE), 'utf8')) as InstallJournal;
+    } catch {
+      journal = null;
+    }
+    if (journal && !existsSync(join(staging, 'manifest.json'))) {
+      notes.push(`run ${run} was interrupted after putting its files in place; they are complete (manifest.json included) and were kept`);
+    } else if (journal) {
+      const restored: string[] = [];
+      for (const name of [...journal.names].reverse()) {
+        const target = join(outDir, name);
+        const backup = join(staging, `previous.${name}`);
+        if (existsSync(join(staging, name))) continue; // not moved yet: the previous file is still in place
+        if (journal.had.includes(name)) renameSync(backup, target);
+        else rmSync(target, { force: true });
+        restored.push(name);
+      }
+      for (const name of journal.stale) {
+        const backup = join(staging, `previous.${name}`);
+        if (existsSync(backup)) {
+          renameSync(backup, join(outDir, name));
+          restored.push(name);
+        }
+      }
+      notes.push(
+        `run ${run} was interrupted while putting its files in place; ${restored.length > 0 ? `the previous ${restored.join(', ')} were put back` : 'no file had been replaced yet'}`,
+      );
+    } else {
+      notes.push(`run ${run} was interrupted while writing; its partial files were removed`);
+    }
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return notes;
 }
 
 /** A second name for the previous file (a hard link costs nothing); a copy where links are not possible. */

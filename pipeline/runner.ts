@@ -17,6 +17,7 @@ import { canonicalJson } from './canonical.js';
 import { ROLES } from '../schemas/log-record.js';
 import { encodeDecisions } from './decisions.js';
 import { keepHeapNearLiveSet } from './memory.js';
+import { activeRuns, currentOwner, runAlive } from './owner.js';
 import { encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
 
 export interface RunOptions {
@@ -94,11 +95,41 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   const runId = newRunId(config.name, startedAt);
   const sqlite = store.sqlite;
   const insertRun = sqlite.prepare(
-    `INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+    `INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at, pid, host) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
   );
+  const owner = currentOwner();
   // Single writes retry on SQLITE_BUSY too: with another run or ingest on the store, WAL can report a stale
   // snapshot as busy without waiting (see retryWhileBusy).
-  retryWhileBusy(() => insertRun.run(runId, config.name, canonicalJson(config.raw), config.sha256, config.seed, startedAt.toISOString()), BUSY_MS);
+  const start = sqlite.transaction(() => {
+    markInterruptedRuns(store);
+    insertRun.run(runId, config.name, canonicalJson(config.raw), config.sha256, config.seed, startedAt.toISOString(), owner.pid, owner.host);
+  });
+  retryWhileBusy(() => start.immediate(), BUSY_MS);
+  activeRuns.add(runId);
+  try {
+    return await runFrozen(store, config, opts, { runId, startedAt, ingestSummary });
+  } finally {
+    activeRuns.delete(runId);
+  }
+}
+
+/**
+ * Runs still 'running' whose process is gone were interrupted (kill -9, out of memory, power loss): marked failed,
+ * so `explain` and `stats` no longer call them in progress. Their output folders are recovered by emit when a
+ * run next writes there (pipeline/outputs.ts).
+ */
+function markInterruptedRuns(store: Store): void {
+  const running = store.sqlite.prepare(`SELECT id, pid, host FROM runs WHERE status = 'running'`).all() as { id: string; pid: number | null; host: string | null }[];
+  const mark = store.sqlite.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'`);
+  for (const r of running) {
+    if (runAlive(r)) continue;
+    mark.run(new Date().toISOString(), `interrupted: its process (pid ${r.pid} on ${r.host}) ended before the run finished`, r.id);
+  }
+}
+
+async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, started: { runId: string; startedAt: Date; ingestSummary: IngestSummary }): Promise<RunResult> {
+  const { runId, startedAt, ingestSummary } = started;
+  const sqlite = store.sqlite;
 
   // Freeze what this run considers: conversations and feedback as of now, read in one transaction so both come
   // from the same snapshot even while another process ingests. Rows are never changed (only their derived

@@ -303,6 +303,12 @@ const MIGRATIONS: readonly string[] = [
   DROP INDEX IF EXISTS conversations_created;
   DROP INDEX IF EXISTS feedback_log;
   `,
+  // v8: who runs a run (process id and host), so a run whose process died (kill -9, out of memory) is recognised
+  // and marked failed by the next run instead of staying 'running' for ever.
+  `
+  ALTER TABLE runs ADD COLUMN pid INTEGER;
+  ALTER TABLE runs ADD COLUMN host TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

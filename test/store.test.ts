@@ -13,6 +13,8 @@ describe('store migrations', () => {
     // Turn the fresh store back into what v5 looked like.
     const old = new Database(path);
     old.exec(`
+      ALTER TABLE runs DROP COLUMN pid;
+      ALTER TABLE runs DROP COLUMN host;
       DROP VIEW run_decisions;
       DROP TABLE run_decision_sets;
       ALTER TABLE run_decision_rows RENAME TO run_decisions;
@@ -37,6 +39,8 @@ describe('store migrations', () => {
       // The old rows are still there, and still what SQL sees as run_decisions.
       expect(db.prepare(`SELECT count(*) FROM run_decision_rows`).pluck().get()).toBe(1);
       expect(db.prepare(`SELECT run_id, conv_pk, status FROM run_decisions`).all()).toEqual([{ run_id: 'r', conv_pk: 1, status: 'train' }]);
+      // v8: runs know their process; older runs have none (and are never taken for interrupted).
+      expect(db.prepare(`SELECT id, status, pid, host FROM runs`).all()).toEqual([{ id: 'r', status: 'succeeded', pid: null, host: null }]);
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     } finally {
       await store.close();

@@ -1,0 +1,153 @@
+/**
+ * Runs interrupted by a hard kill (kill -9, out of memory, power loss): no signal handler runs, so the next run
+ * recovers what was left — the run's row is marked failed, `explain` says what happened, and the output folder is
+ * put back in a consistent state (pipeline/outputs.ts recoverInterruptedRuns, pipeline/runner.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { recoverInterruptedRuns } from '../pipeline/outputs.js';
+import { writeSample } from '../data/generate.js';
+import { CLI, cli, tempDir } from './support/tmp.js';
+
+const root = tempDir('logcurate-interrupted-');
+
+/** The pid of a process that has already exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+const files = (dir: string): Record<string, string> =>
+  Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => !f.startsWith('.'))
+      .sort()
+      .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
+  );
+
+/** An output folder holding the files of "run A", and the files "run B" would install. */
+function outputs(name: string): { out: string; staging: string; a: Record<string, string>; b: Record<string, string> } {
+  const out = join(root, name);
+  mkdirSync(out);
+  const a = { 'train.jsonl': 'A train\n', 'test.jsonl': 'A test\n', 'lineage.jsonl': 'A lineage\n', 'report.html': 'A report', 'manifest.json': 'A manifest\n' };
+  const b = { 'train.jsonl': 'B train\n', 'test.jsonl': 'B test\n', 'lineage.jsonl': 'B lineage\n', 'manifest.json': 'B manifest\n' };
+  for (const [f, text] of Object.entries(a)) writeFileSync(join(out, f), text);
+  const staging = join(out, '.staging-runB');
+  mkdirSync(staging);
+  for (const [f, text] of Object.entries(b)) writeFileSync(join(staging, f), text);
+  return { out, staging, a, b };
+}
+
+/** Does what OutputWriter.install does, up to `moved` files, then "dies" (B produces no report: it is stale). */
+function installUpTo(staging: string, out: string, moved: number, pid: number): void {
+  writeFileSync(join(staging, 'owner.json'), JSON.stringify({ pid, host: hostname(), run_id: 'runB' }));
+  const names = ['train.jsonl', 'test.jsonl', 'lineage.jsonl', 'manifest.json'];
+  writeFileSync(join(staging, 'install.json'), JSON.stringify({ names, stale: ['report.html'], had: names }));
+  renameSync(join(out, 'report.html'), join(staging, 'previous.report.html'));
+  for (const name of names.slice(0, moved)) {
+    linkSync(join(out, name), join(staging, `previous.${name}`));
+    renameSync(join(staging, name), join(out, name));
+  }
+}
+
+describe('an output folder left by an interrupted run', () => {
+  it('killed while installing: the previous run files are put back exactly, the staging folder goes', () => {
+    for (const moved of [0, 1, 3]) {
+      const { out, staging, a } = outputs(`install-${moved}`);
+      installUpTo(staging, out, moved, deadPid());
+      const notes = recoverInterruptedRuns(out);
+      expect(files(out), `after ${moved} renames`).toEqual(a);
+      expect(existsSync(staging)).toBe(false);
+      expect(notes).toHaveLength(1);
+      expect(notes[0]).toMatch(/run runB was interrupted while putting its files in place/);
+    }
+  });
+
+  it('killed after manifest.json, renamed last, was in place: the new set is complete and stays', () => {
+    const { out, staging, b } = outputs('install-complete');
+    installUpTo(staging, out, 4, deadPid());
+    expect(recoverInterruptedRuns(out)[0]).toMatch(/complete \(manifest.json included\) and were kept/);
+    expect(files(out)).toEqual(b);
+    expect(existsSync(staging)).toBe(false);
+  });
+
+  it('killed while writing (no install yet): the partial files go, the previous ones are untouched', () => {
+    const { out, staging, a } = outputs('writing');
+    writeFileSync(join(staging, 'owner.json'), JSON.stringify({ pid: deadPid(), host: hostname(), run_id: 'runB' }));
+    expect(recoverInterruptedRuns(out)).toEqual(['run runB was interrupted while writing; its partial files were removed']);
+    expect(files(out)).toEqual(a);
+    expect(existsSync(staging)).toBe(false);
+  });
+
+  it('leaves alone a folder whose writer is alive, and one that does not say who writes it', async () => {
+    const { out, staging, a } = outputs('alive');
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(staging, 'owner.json'), JSON.stringify({ pid: child.pid, host: hostname(), run_id: 'runB' }));
+      mkdirSync(join(out, '.staging-older-version'));
+      expect(recoverInterruptedRuns(out)).toEqual([]);
+      expect(existsSync(staging)).toBe(true);
+      expect(existsSync(join(out, '.staging-older-version'))).toBe(true);
+      expect(files(out)).toEqual(a);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('kill -9 of a real run', () => {
+  it('the next run marks it failed, explain says so, and its staging folder is removed', async () => {
+    const dir = join(root, 'kill');
+    await writeSample(join(dir, 'logs'), { n: 30_000, seed: 4, anomalies: false });
+    const db = join(dir, 'store.db');
+    expect(cli(['ingest', join(dir, 'logs', '*.{jsonl,jsonl.gz,csv}'), '--db', db, '--quiet']).code).toBe(0);
+    const out = join(dir, 'out');
+    const config = join(dir, 'nightly.yaml');
+    writeFileSync(
+      config,
+      ['name: nightly', 'stages:', '  - filter: { feedback: { name: score, min: 4 } }', '  - split: { test_fraction: 0.1 }', `  - emit: { dir: ${JSON.stringify(out)}, model: gpt-4o-mini-2024-07-18, report: false }`, ''].join('\n'),
+    );
+
+    // Killed as soon as its staging folder appears: emit is writing the training files.
+    const child = spawn(process.execPath, [CLI, 'run', config, '--db', db, '--quiet'], { stdio: 'ignore' });
+    const exited = new Promise<void>((done) => child.on('exit', () => done()));
+    let killed = false;
+    for (let t = 0; t < 60_000 && child.exitCode === null; t += 5) {
+      if (existsSync(out) && readdirSync(out).some((f) => f.startsWith('.staging-'))) {
+        killed = child.kill('SIGKILL');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await exited;
+    expect(killed, 'the run finished before its staging folder was seen: the test needs a larger store').toBe(true);
+    expect(readdirSync(out).filter((f) => f.startsWith('.staging-'))).toHaveLength(1);
+
+    const store = new Database(db, { readonly: true });
+    const killedRun = store.prepare(`SELECT id, status, pid FROM runs`).get() as { id: string; status: string; pid: number };
+    const anyId = store.prepare(`SELECT id FROM conversations LIMIT 1`).pluck().get() as string;
+    store.close();
+    expect(killedRun).toMatchObject({ status: 'running', pid: child.pid });
+    const before = JSON.parse(cli(['explain', anyId, '--db', db, '--run', killedRun.id, '--json']).stdout) as { reason: string };
+    expect(before.reason).toMatch(/^the run was interrupted: its process \(pid \d+ on .+\) ended before the run finished$/);
+
+    const next = cli(['run', config, '--db', db, '--json', '--quiet']);
+    expect(next.code).toBe(0);
+    const manifest = JSON.parse(next.stdout) as { warnings: string[] };
+    expect(manifest.warnings).toContain(`run ${killedRun.id} was interrupted while writing; its partial files were removed`);
+    expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
+    expect(readdirSync(out).sort()).toEqual(['lineage.jsonl', 'manifest.json', 'test.jsonl', 'train.jsonl']);
+
+    const after = new Database(db, { readonly: true });
+    const marked = after.prepare(`SELECT status, error FROM runs WHERE id = ?`).get(killedRun.id) as { status: string; error: string };
+    after.close();
+    expect(marked.status).toBe('failed');
+    expect(marked.error).toMatch(/^interrupted: its process \(pid \d+ on .+\) ended before the run finished$/);
+    const explained = JSON.parse(cli(['explain', anyId, '--db', db, '--run', killedRun.id, '--json']).stdout) as { reason: string };
+    expect(explained.reason).toMatch(/^the run failed before recording any decision \(interrupted: /);
+  }, 120_000);
+});
