@@ -381,19 +381,26 @@ interface ScanColumns {
   readonly expand: ((row: unknown[]) => ScanRow) | null;
 }
 
+/** ScanRow places and their columns. */
+const PLACES: readonly string[] = SCAN_COLUMNS.split(', ');
+/** Every place fetched: the full row. */
+const ALL_PLACES = (1 << PLACES.length) - 1;
+/** Always fetched: pk, status, n_assistant, last_role (what scans and the core facts read for every row). */
+const ALWAYS = (1 << 0) | (1 << 4) | (1 << 12) | (1 << 13);
+/** Fetched with text: messages, tools and signals. */
+const TEXT = (1 << 2) | (1 << 3) | (1 << 14);
+
 /**
- * A lean scan's columns: no text, the optional columns asked for (`fields` bits), signals if wanted. Only those
- * are selected, and each row is spread into ScanRow's places here: better-sqlite3 spends as long on a selected
- * NULL as on a value (a signals scan of 200k rows: 245-330 ms selecting NULLs for the 9 unused places,
- * 160 ms selecting 6 columns and spreading them).
+ * A scan's SELECT list for the places in `fetched` (bits by ScanRow index). Only those columns are selected,
+ * and each row is spread into ScanRow's places here: better-sqlite3 spends as long on a selected NULL as on a
+ * value (a signals scan of 200k rows: 245-330 ms selecting NULLs for the 9 unused places, 160 ms selecting 6
+ * columns and spreading them).
  */
-function leanColumns(fields: number, signals: boolean): ScanColumns {
-  const places: [number, string][] = [[0, 'pk'], [4, 'status'], [12, 'n_assistant'], [13, 'last_role']];
-  for (const [, col, name] of OPTIONAL_FIELDS) if (fields & (1 << col)) places.push([col, name]);
-  if (signals) places.push([14, 'signals']);
-  const at = Int8Array.from(places, ([col]) => col);
+function scanColumns(fetched: number): ScanColumns {
+  if (fetched === ALL_PLACES) return { select: SCAN_COLUMNS, expand: null };
+  const at = Int8Array.from(PLACES.keys()).filter((k) => fetched & (1 << k));
   return {
-    select: places.map(([, name]) => name).join(', '),
+    select: Array.from(at, (k) => PLACES[k]!).join(', '),
     expand: (r) => {
       const row: unknown[] = [null, null, null, null, null, null, null, null, null, null, null, null, null, null, null];
       for (let j = 0; j < at.length; j++) row[at[j]!] = r[j];
@@ -426,15 +433,17 @@ function* scanConversations(
   // A scan without text fetches lean rows: the small columns stages read (and signals, for a signals scan);
   // tools and the source are fetched per row if a stage reads them after all.
   const lean = !withMessages;
-  const fetched = !lean || fields === undefined ? ALL_FIELDS : OPTIONAL_FIELDS.reduce((m, [f, col]) => (fields.includes(f) ? m | (1 << col) : m), 0);
-  const columns: ScanColumns = lean ? leanColumns(fetched, want === 'signals') : { select: SCAN_COLUMNS, expand: null };
+  const optional = fields === undefined ? ALL_FIELDS : OPTIONAL_FIELDS.reduce((m, [f, col]) => (fields.includes(f) ? m | (1 << col) : m), 0);
+  // A full scan without `fields` fetches the whole row; otherwise the text (if wanted) and the named columns.
+  const fetched = lean ? ALWAYS | optional | (want === 'signals' ? 1 << 14 : 0) : fields === undefined ? ALL_PLACES : ALWAYS | TEXT | optional;
   const shared: ScanShared = {
     ws,
     chain,
     fetched,
     oneMessages: store.sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck(),
-    oneRow: lean ? store.sqlite.prepare(`SELECT ${SCAN_COLUMNS.replace('messages', 'NULL')} FROM conversations WHERE pk = ?`).raw() : null,
+    oneRow: fetched === ALL_PLACES ? null : store.sqlite.prepare(`SELECT ${SCAN_COLUMNS.replace('messages', 'NULL')} FROM conversations WHERE pk = ?`).raw(),
   };
+  const columns = scanColumns(fetched);
   const signalsFiller = want === 'signals' && !textTransformed ? new SignalsFiller(store) : null;
   const task = progress.task(label, { total: ws.alive, unit: 'items' });
   try {
@@ -558,9 +567,9 @@ interface ScanShared {
   readonly ws: WorkingSet;
   readonly chain: TransformChain;
   readonly oneMessages: Database.Statement;
-  /** Lean rows (a signals scan): the columns it did not fetch come from this, one row at a time, on access. */
+  /** When the scan does not fetch whole rows: the columns it did not fetch come from this, a row at a time, on access. */
   readonly oneRow: Database.Statement | null;
-  /** Bits (1 << ScanRow index) of the optional columns this scan fetched; the others come from `oneRow`. */
+  /** Bits (1 << ScanRow index) of the columns this scan fetched; the others come from `oneRow`. */
   readonly fetched: number;
 }
 
@@ -593,8 +602,8 @@ class Scanned implements ScannedConversation {
   get status(): 'ok' | 'error' {
     return this.r[4];
   }
-  /** An optional column: from this scan's row if it fetched it, else from the full row. */
-  private opt<K extends 1 | 5 | 6 | 7 | 8 | 9>(col: K): ScanRow[K] {
+  /** A column: from this scan's row if it fetched it, else from the full row. */
+  private opt<K extends 1 | 3 | 5 | 6 | 7 | 8 | 9 | 10 | 11>(col: K): ScanRow[K] {
     return this.s.fetched & (1 << col) ? this.r[col] : this.full()[col];
   }
   get createdAtMs(): number | null {
@@ -610,14 +619,14 @@ class Scanned implements ScannedConversation {
     return this.opt(8);
   }
   get sourceFile(): string {
-    return this.full()[10];
+    return this.opt(10);
   }
   get sourceLine(): number {
-    return this.full()[11];
+    return this.opt(11);
   }
   get tools(): readonly unknown[] | null {
     if (this.toolsValue === undefined) {
-      const t = this.full()[3];
+      const t = this.opt(3);
       this.toolsValue = t === null ? null : (JSON.parse(t) as unknown[]);
     }
     return this.toolsValue;

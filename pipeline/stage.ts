@@ -64,9 +64,10 @@ export interface ScanOptions {
    */
   readonly messages?: boolean | 'signals';
   /**
-   * With `messages: false | 'signals'`: the optional columns the stage reads (default: all). Leaving out what
-   * it does not read spares materialising a value per conversation; a field read anyway is still right, fetched
-   * one row at a time. status, lastRole, assistantTurns and signals are always fetched.
+   * The optional columns the stage reads (default: all of them, and with `messages: true` the whole row). Leaving
+   * out what it does not read spares materialising a value per conversation; a field read anyway is still right,
+   * fetched one row at a time. status, lastRole and assistantTurns are always fetched; signals with a signals
+   * scan; messages, tools and signals with a text scan.
    */
   readonly fields?: readonly ScanField[];
 }

@@ -233,7 +233,7 @@ export default defineStage({
     const noSystemOrUserIds: string[] = [];
     const counter = warmed.get(p) ?? new TokenCounter(model.encoding, tok);
     warmed.delete(p);
-    type Pending = { readonly i: number; readonly id: string; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat };
+    type Pending = { readonly i: number; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat };
     /** Writes one conversation's outcome, in scan order. */
     const settle = (pend: Pending): void => {
       const split: SplitAccumulator = pend.isTest ? writer.test : writer.train;
@@ -241,7 +241,7 @@ export default defineStage({
       if ('drop' in built) {
         if (built.overLimit !== undefined) {
           split.overLimit++;
-          if (p.over_limit === 'fail') throw overLimitError(pend.id, built.overLimit, limit!, p.model);
+          if (p.over_limit === 'fail') throw overLimitError(ctx.ws.id(pend.i), built.overLimit, limit!, p.model);
           ctx.ws.tokens[pend.i] = built.overLimit;
         }
         ctx.drop(pend.i, built.drop);
@@ -254,7 +254,7 @@ export default defineStage({
       if (prompts) (pend.isTest ? prompts.test : prompts.train).add(hashText(normalizeText(keyText(built.kept, 'prompt'))));
       if (!built.kept.some((m) => m.role === 'system' || m.role === 'user')) {
         noSystemOrUser++;
-        if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(pend.id);
+        if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(ctx.ws.id(pend.i));
       }
       ctx.ws.tokens[pend.i] = built.tokens.total;
       ctx.ws.line[pend.i] = split.write(built.line, built.tokens, limit, pend.refusal);
@@ -280,13 +280,14 @@ export default defineStage({
     try {
       let window: Pending[] = [];
       let inFlight: Promise<Pending[]> | null = null;
-      for (const c of ctx.scan('emit')) {
+      // Text and tools only: ids are looked up for the few examples a warning or an error names.
+      for (const c of ctx.scan('emit', { fields: [] })) {
         const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
         const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache);
         // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
         const verdict = ctx.ws.refusal[c.i]!;
         const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
-        window.push({ i: c.i, id: c.id, isTest, refusal, built });
+        window.push({ i: c.i, isTest, refusal, built });
         if (window.length >= WINDOW) {
           // Build the next window while this one is counted; lines are still written strictly in scan order.
           const previous: Promise<Pending[]> | null = inFlight;

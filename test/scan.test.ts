@@ -24,6 +24,7 @@ describe('lean scans', () => {
         ...(k % 2 ? { user_id: `u${k % 7}` } : {}),
         ...(k % 5 ? { session_id: `sess${k % 3}` } : {}),
         ...(k % 6 ? { tags: { team: `t${k % 4}`, k } } : {}),
+        ...(k % 7 === 3 ? { tools: [{ type: 'function', function: { name: `tool${k}`, parameters: {} } }] } : {}),
       }),
     );
     writeFileSync(join(dir, 'logs.jsonl'), jsonl(logs));
@@ -38,13 +39,14 @@ describe('lean scans', () => {
         name: label,
         params: z.object({}),
         run(ctx) {
-          seen[label] = [...ctx.scan(label, opts)].map((c) => [c.id, c.status, c.createdAtMs, c.model, c.userId, c.sessionId, c.tags, c.lastRole, c.assistantTurns, c.signals.keyLength('prompt')]);
+          seen[label] = [...ctx.scan(label, opts)].map((c) => [c.id, c.status, c.createdAtMs, c.model, c.userId, c.sessionId, c.tags, c.lastRole, c.assistantTurns, c.signals.keyLength('prompt'), c.sourceFile, c.sourceLine, c.tools, c.messages.length]);
         },
       });
     const fieldsSets: (readonly ScanField[] | undefined)[] = [undefined, [], ['id'], ['tags'], ['createdAtMs', 'userId'], ['model', 'sessionId', 'tags', 'createdAtMs', 'userId', 'id']];
     const probes = fieldsSets.flatMap((fields, k) => [
       { name: `lean${k}`, def: probe(`lean${k}`, { messages: false, fields }), params: {}, path: 'probe' },
       { name: `signals${k}`, def: probe(`signals${k}`, { messages: 'signals', fields }), params: {}, path: 'probe' },
+      { name: `text${k}`, def: probe(`text${k}`, { messages: true, fields }), params: {}, path: 'probe' },
     ]);
     const full = { name: 'full', def: probe('full', { messages: true }), params: {}, path: 'probe' };
     const config = { ...loaded, stages: [loaded.stages[0]!, full, ...probes, loaded.stages[1]!] } as typeof loaded;
@@ -55,8 +57,10 @@ describe('lean scans', () => {
       await store.close();
     }
     expect(seen.full).toHaveLength(40);
-    expect(seen.full![1]).toEqual(['s1', 'ok', Date.UTC(2024, 0, 2), 'm-1', 'u1', 'sess1', { team: 't1', k: 1 }, 'assistant', 1, 'question 1'.length]);
-    expect(seen.full![0]).toEqual(['s0', 'ok', null, null, null, null, null, 'assistant', 1, 'question 0'.length]);
+    const src = join(dir, 'logs.jsonl');
+    expect(seen.full![1]).toEqual(['s1', 'ok', Date.UTC(2024, 0, 2), 'm-1', 'u1', 'sess1', { team: 't1', k: 1 }, 'assistant', 1, 'question 1'.length, src, 2, null, 2]);
+    expect(seen.full![0]).toEqual(['s0', 'ok', null, null, null, null, null, 'assistant', 1, 'question 0'.length, src, 1, null, 2]);
+    expect(seen.full![3]![12]).toEqual([{ type: 'function', function: { name: 'tool3', parameters: {} } }]);
     for (const p of probes) expect(seen[p.name], p.name).toEqual(seen.full);
   });
 });
