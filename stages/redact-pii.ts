@@ -84,7 +84,7 @@ export default defineStage({
     const roles = p.roles ? new Set<string>(p.roles) : null;
     const counts: Counts = {};
     if (p.action === 'drop') {
-      for (const c of ctx.scan('redact_pii')) {
+      for (const c of ctx.scan('redact_pii', { fields: [] })) {
         const kind = firstKind(c.messages, p.kinds, roles);
         if (kind) {
           ctx.drop(c.i, `pii:${kind}`);
@@ -95,7 +95,7 @@ export default defineStage({
       // Remember which conversations changed; later scans re-redact only those (cheap, and nothing is cached).
       const touched = new Uint8Array(ctx.ws.size);
       let n = 0;
-      for (const c of ctx.scan('redact_pii')) {
+      for (const c of ctx.scan('redact_pii', { fields: [] })) {
         if (redactMessages(c.messages, p.kinds, roles, counts) !== c.messages) {
           touched[c.i] = 1;
           n++;
