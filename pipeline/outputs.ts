@@ -20,6 +20,7 @@ import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
 import { currentOwner, ownerAlive } from './owner.js';
+import { hostname } from 'node:os';
 
 /**
  * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
@@ -141,9 +142,9 @@ export class OutputWriter {
       try {
         this.created = mkdirSync(o.outDir, { recursive: true });
         this.recovered = recoverInterruptedRuns(o.outDir);
-        this.staging = join(o.outDir, `${STAGING_PREFIX}${o.runId}`);
+        // The name says who writes it: created in one step, so no kill can leave a folder that does not.
+        this.staging = join(o.outDir, stagingName(o.runId));
         mkdirSync(this.staging);
-        writeWhole(join(this.staging, OWNER_FILE), `${JSON.stringify({ ...currentOwner(), run_id: o.runId })}\n`);
       } catch (err) {
         if (err instanceof JobError) throw err;
         throw new JobError(`${o.outDir}: cannot create the output directory: ${(err as Error).message}`);
@@ -332,10 +333,20 @@ export class OutputWriter {
 }
 
 const STAGING_PREFIX = '.staging-';
-/** In a staging folder: who writes it ({pid, host, run_id}), so a later run can tell when its writer is gone. */
-const OWNER_FILE = 'owner.json';
+/** `.staging-<run id>.<pid>-<host tag>`: the folder's writer, so a later run can tell when it is gone. */
+const STAGING_NAME = /^\.staging-(.+)\.(\d+)-([0-9a-f]{8})$/;
 /** In a staging folder, written just before its files are renamed into place: what install() will do. */
 const JOURNAL_FILE = 'install.json';
+
+/** A host name as 8 hex digits (host names may hold anything a file name should not). */
+function hostTag(host: string): string {
+  return hash('sha256', host, 'hex').slice(0, 8);
+}
+
+function stagingName(runId: string): string {
+  const me = currentOwner();
+  return `${STAGING_PREFIX}${runId}.${me.pid}-${hostTag(me.host)}`;
+}
 
 interface InstallJournal {
   /** Files put in place, in order; manifest.json last. */
@@ -357,50 +368,67 @@ interface InstallJournal {
 export function recoverInterruptedRuns(outDir: string): string[] {
   const notes: string[] = [];
   for (const entry of readdirSync(outDir, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !entry.name.startsWith(STAGING_PREFIX)) continue;
+    const named = entry.isDirectory() ? STAGING_NAME.exec(entry.name) : null;
+    if (!named) continue;
+    const [, run, pid, tag] = named as unknown as [string, string, string, string];
+    // Another host's writer cannot be checked from here: assumed alive.
+    if (tag !== hostTag(hostname()) || ownerAlive(Number(pid), hostname())) continue;
     const staging = join(outDir, entry.name);
-    let owner: { pid?: unknown; host?: unknown; run_id?: unknown };
     try {
-      owner = JSON.parse(readFileSync(join(staging, OWNER_FILE), 'utf8')) as typeof owner;
-    } catch {
-      continue;
-    }
-    if (typeof owner.pid !== 'number' || typeof owner.host !== 'string' || ownerAlive(owner.pid, owner.host)) continue;
-    const run = typeof owner.run_id === 'string' ? owner.run_id : entry.name.slice(STAGING_PREFIX.length);
-    let journal: InstallJournal | null = null;
-    try {
-      journal = JSON.parse(readFileSync(join(staging, JOURNAL_FILE), 'utf8')) as InstallJournal;
-    } catch {
-      journal = null;
-    }
-    if (journal && !existsSync(join(staging, 'manifest.json'))) {
-      notes.push(`run ${run} was interrupted after putting its files in place; they are complete (manifest.json included) and were kept`);
-    } else if (journal) {
-      const restored: string[] = [];
-      for (const name of [...journal.names].reverse()) {
-        const target = join(outDir, name);
-        const backup = join(staging, `previous.${name}`);
-        if (existsSync(join(staging, name))) continue; // not moved yet: the previous file is still in place
-        if (journal.had.includes(name)) renameSync(backup, target);
-        else rmSync(target, { force: true });
-        restored.push(name);
-      }
-      for (const name of journal.stale) {
-        const backup = join(staging, `previous.${name}`);
-        if (existsSync(backup)) {
-          renameSync(backup, join(outDir, name));
-          restored.push(name);
-        }
-      }
-      notes.push(
-        `run ${run} was interrupted while putting its files in place; ${restored.length > 0 ? `the previous ${restored.join(', ')} were put back` : 'no file had been replaced yet'}`,
+      notes.push(recoverStaging(outDir, staging, run));
+    } catch (err) {
+      throw new JobError(
+        `${staging}: cannot recover what interrupted run ${run} left: ${(err as Error).message}; check the files in ${outDir} (previous versions are in that folder as previous.<name>), then remove it`,
       );
-    } else {
-      notes.push(`run ${run} was interrupted while writing; its partial files were removed`);
     }
-    rmSync(staging, { recursive: true, force: true });
   }
   return notes;
+}
+
+function readJournal(staging: string): InstallJournal | null {
+  try {
+    const j = JSON.parse(readFileSync(join(staging, JOURNAL_FILE), 'utf8')) as Partial<InstallJournal>;
+    const names = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && !x.includes('/') && !x.includes('\\'));
+    return names(j.names) && names(j.stale) && names(j.had) ? (j as InstallJournal) : null;
+  } catch {
+    // Killed while writing the journal: no file had been renamed yet.
+    return null;
+  }
+}
+
+function recoverStaging(outDir: string, staging: string, run: string): string {
+  const journal = readJournal(staging);
+  let note: string;
+  if (journal && !existsSync(join(staging, 'manifest.json'))) {
+    note = `run ${run} was interrupted after putting its files in place; they are complete (manifest.json included) and were kept`;
+  } else if (journal) {
+    const restored: string[] = [];
+    const removed: string[] = [];
+    for (const name of [...journal.names].reverse()) {
+      const target = join(outDir, name);
+      if (existsSync(join(staging, name))) continue; // not moved yet: the previous file is still in place
+      if (journal.had.includes(name)) {
+        renameSync(join(staging, `previous.${name}`), target);
+        restored.push(name);
+      } else {
+        rmSync(target, { force: true });
+        removed.push(name);
+      }
+    }
+    for (const name of journal.stale) {
+      const backup = join(staging, `previous.${name}`);
+      if (existsSync(backup)) {
+        renameSync(backup, join(outDir, name));
+        restored.push(name);
+      }
+    }
+    const what = [restored.length > 0 ? `the previous ${restored.join(', ')} put back` : '', removed.length > 0 ? `its new ${removed.join(', ')} removed` : ''].filter(Boolean);
+    note = `run ${run} was interrupted while putting its files in place; ${what.length > 0 ? what.join(', ') : 'no file had been replaced yet'}`;
+  } else {
+    note = `run ${run} was interrupted while writing; its partial files were removed`;
+  }
+  rmSync(staging, { recursive: true, force: true });
+  return note;
 }
 
 /** A second name for the previous file (a hard link costs nothing); a copy where links are not possible. */

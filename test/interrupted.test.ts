@@ -5,8 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { recoverInterruptedRuns } from '../pipeline/outputs.js';
@@ -29,22 +30,24 @@ const files = (dir: string): Record<string, string> =>
       .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
   );
 
-/** An output folder holding the files of "run A", and the files "run B" would install. */
-function outputs(name: string): { out: string; staging: string; a: Record<string, string>; b: Record<string, string> } {
+/** The staging folder name a run writer with this pid on this host uses (pipeline/outputs.ts). */
+const stagingOf = (run: string, pid: number): string => `.staging-${run}.${pid}-${createHash('sha256').update(hostname()).digest('hex').slice(0, 8)}`;
+
+/** An output folder holding the files of "run A", and the files "run B" (written by `pid`) would install. */
+function outputs(name: string, pid = deadPid()): { out: string; staging: string; a: Record<string, string>; b: Record<string, string> } {
   const out = join(root, name);
   mkdirSync(out);
   const a = { 'train.jsonl': 'A train\n', 'test.jsonl': 'A test\n', 'lineage.jsonl': 'A lineage\n', 'report.html': 'A report', 'manifest.json': 'A manifest\n' };
   const b = { 'train.jsonl': 'B train\n', 'test.jsonl': 'B test\n', 'lineage.jsonl': 'B lineage\n', 'manifest.json': 'B manifest\n' };
   for (const [f, text] of Object.entries(a)) writeFileSync(join(out, f), text);
-  const staging = join(out, '.staging-runB');
+  const staging = join(out, stagingOf('runB', pid));
   mkdirSync(staging);
   for (const [f, text] of Object.entries(b)) writeFileSync(join(staging, f), text);
   return { out, staging, a, b };
 }
 
 /** Does what OutputWriter.install does, up to `moved` files, then "dies" (B produces no report: it is stale). */
-function installUpTo(staging: string, out: string, moved: number, pid: number): void {
-  writeFileSync(join(staging, 'owner.json'), JSON.stringify({ pid, host: hostname(), run_id: 'runB' }));
+function installUpTo(staging: string, out: string, moved: number): void {
   const names = ['train.jsonl', 'test.jsonl', 'lineage.jsonl', 'manifest.json'];
   writeFileSync(join(staging, 'install.json'), JSON.stringify({ names, stale: ['report.html'], had: names }));
   renameSync(join(out, 'report.html'), join(staging, 'previous.report.html'));
@@ -58,7 +61,7 @@ describe('an output folder left by an interrupted run', () => {
   it('killed while installing: the previous run files are put back exactly, the staging folder goes', () => {
     for (const moved of [0, 1, 3]) {
       const { out, staging, a } = outputs(`install-${moved}`);
-      installUpTo(staging, out, moved, deadPid());
+      installUpTo(staging, out, moved);
       const notes = recoverInterruptedRuns(out);
       expect(files(out), `after ${moved} renames`).toEqual(a);
       expect(existsSync(staging)).toBe(false);
@@ -69,7 +72,7 @@ describe('an output folder left by an interrupted run', () => {
 
   it('killed after manifest.json, renamed last, was in place: the new set is complete and stays', () => {
     const { out, staging, b } = outputs('install-complete');
-    installUpTo(staging, out, 4, deadPid());
+    installUpTo(staging, out, 4);
     expect(recoverInterruptedRuns(out)[0]).toMatch(/complete \(manifest.json included\) and were kept/);
     expect(files(out)).toEqual(b);
     expect(existsSync(staging)).toBe(false);
@@ -77,20 +80,45 @@ describe('an output folder left by an interrupted run', () => {
 
   it('killed while writing (no install yet): the partial files go, the previous ones are untouched', () => {
     const { out, staging, a } = outputs('writing');
-    writeFileSync(join(staging, 'owner.json'), JSON.stringify({ pid: deadPid(), host: hostname(), run_id: 'runB' }));
     expect(recoverInterruptedRuns(out)).toEqual(['run runB was interrupted while writing; its partial files were removed']);
     expect(files(out)).toEqual(a);
     expect(existsSync(staging)).toBe(false);
   });
 
-  it('leaves alone a folder whose writer is alive, and one that does not say who writes it', async () => {
-    const { out, staging, a } = outputs('alive');
+  it('a new output that had no previous version is removed; a torn journal means nothing was renamed yet', () => {
+    const { out, staging, a } = outputs('first-report');
+    writeFileSync(join(staging, 'report.html'), 'B report');
+    rmSync(join(out, 'report.html'));
+    writeFileSync(join(staging, 'install.json'), JSON.stringify({ names: ['report.html', 'manifest.json'], stale: [], had: ['manifest.json'] }));
+    renameSync(join(staging, 'report.html'), join(out, 'report.html'));
+    expect(recoverInterruptedRuns(out)).toEqual(['run runB was interrupted while putting its files in place; its new report.html removed']);
+    const { 'report.html': _, ...rest } = a;
+    expect(files(out)).toEqual(rest);
+
+    const torn = outputs('torn-journal');
+    writeFileSync(join(torn.staging, 'install.json'), '{"names":["train.jso');
+    expect(recoverInterruptedRuns(torn.out)).toEqual(['run runB was interrupted while writing; its partial files were removed']);
+    expect(files(torn.out)).toEqual(torn.a);
+  });
+
+  it('a folder it cannot recover stops the run with an error naming it, and is kept', () => {
+    const { out, staging } = outputs('unrecoverable');
+    installUpTo(staging, out, 1);
+    rmSync(join(staging, 'previous.train.jsonl'));
+    expect(() => recoverInterruptedRuns(out)).toThrow(/\.staging-runB\.\d+-[0-9a-f]{8}: cannot recover what interrupted run runB left: .*ENOENT/);
+    expect(existsSync(staging)).toBe(true);
+  });
+
+  it('leaves alone a folder whose writer is alive, one on another host, and one that does not say who writes it', async () => {
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
     try {
-      writeFileSync(join(staging, 'owner.json'), JSON.stringify({ pid: child.pid, host: hostname(), run_id: 'runB' }));
+      const { out, staging, a } = outputs('alive', child.pid);
       mkdirSync(join(out, '.staging-older-version'));
+      const elsewhere = join(out, `.staging-runC.${deadPid()}-00000000`);
+      mkdirSync(elsewhere);
       expect(recoverInterruptedRuns(out)).toEqual([]);
       expect(existsSync(staging)).toBe(true);
+      expect(existsSync(elsewhere)).toBe(true);
       expect(existsSync(join(out, '.staging-older-version'))).toBe(true);
       expect(files(out)).toEqual(a);
     } finally {
@@ -138,7 +166,7 @@ describe('kill -9 of a real run', () => {
     const next = cli(['run', config, '--db', db, '--json', '--quiet']);
     expect(next.code).toBe(0);
     const manifest = JSON.parse(next.stdout) as { warnings: string[] };
-    expect(manifest.warnings).toContain(`run ${killedRun.id} was interrupted while writing; its partial files were removed`);
+    expect(manifest.warnings, JSON.stringify(manifest.warnings)).toContain(`run ${killedRun.id} was interrupted while writing; its partial files were removed`);
     expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
     expect(readdirSync(out).sort()).toEqual(['lineage.jsonl', 'manifest.json', 'test.jsonl', 'train.jsonl']);
 
