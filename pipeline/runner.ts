@@ -364,7 +364,7 @@ type ScanRow = [
 
 const SCAN_COLUMNS = `pk, id, messages, tools, status, created_at_ms, model, user_id, session_id, tags, source_file, source_line, n_assistant, last_role, signals`;
 
-/** The optional columns of a lean scan, by their ScanRow index. */
+/** The optional columns of a scan (ScanOptions.fields), by their ScanRow index. */
 const OPTIONAL_FIELDS: readonly (readonly [ScanField, number, string])[] = [
   ['id', 1, 'id'],
   ['createdAtMs', 5, 'created_at_ms'],
