@@ -3,8 +3,9 @@
  *
  * Every conversation belongs to a component: conversations sharing a group key, or sharing an identical
  * normalised prompt, are linked (union-find), so a group never straddles the split and neither does a prompt.
- * `stable` assigns a component by a seeded hash of one member's key, so a conversation keeps its split on
- * later nights; `exact` ranks components by that hash and fills the test set to the exact count, per stratum.
+ * `stable` assigns a component by a seeded hash of its first member's key (the earliest ingested), so a
+ * conversation keeps its split on later nights: newcomers join a component without changing its value.
+ * `exact` ranks components by that hash and fills the test set to the exact count, per stratum.
  *
  * "Prompt" is all user turns (as for dedupe's `key: prompt`); conversations sharing only their first or their
  * last user turn are linked too, unless that turn is boilerplate shared by more than LINK_CAP conversations
@@ -86,8 +87,6 @@ export default defineStage({
     if (p.group_by === 'user_id') fields.push('userId');
     if (p.group_by === 'session_id') fields.push('sessionId');
     if (groupTag !== null || stratTag !== null) fields.push('tags');
-    /** Which member represents a component: the smallest of these, a hash independent of `unit`. */
-    const pick = new Float64Array(n);
     /** The first and last user turns' link hashes (NaN: none, or the same text as the prompt), linked below. */
     const turnLinks = new Float64Array(2 * n).fill(NaN);
     const turnCount = new Map<number, number>();
@@ -105,7 +104,6 @@ export default defineStage({
       // Conversations without a group value form groups of their own; their prompt still links them.
       const stableKey = group === null ? `p:${promptHash}` : `g:${group}`;
       unit[k] = seededUnit(ctx.seed, stableKey);
-      pick[k] = seededUnit(ctx.seed, `representative\u0000${stableKey}`);
       if (group !== null) {
         const first = firstByGroup.get(group);
         if (first === undefined) firstByGroup.set(group, k);
@@ -146,19 +144,17 @@ export default defineStage({
       else uf.union(first, k);
     }
 
-    // A component's value is its representative's (the member with the smallest `pick`): uniform whatever the
-    // component's size, and adding members rarely changes it. (The smallest of its members' values, as before,
-    // sent a component of m conversations to test with probability 1 - (1 - f)^m: 34% for 4 at f = 0.1.)
+    // A component's value is its first member's (the union-find root is its smallest index, i.e. the earliest
+    // ingested conversation): uniform whatever the component's size, and unchanged when later logs join it.
+    // (The smallest of its members' values, as before, sent a component of m conversations to test with
+    // probability 1 - (1 - f)^m: 34% for 4 at f = 0.1. A member chosen by another hash fixed that but moved
+    // 17 of 3,625 real conversations on a second night, when a newcomer became the representative; this moves
+    // none on the same two nights.)
     const compUnit = new Map<number, number>();
-    const compPick = new Map<number, number>();
     const compSize = new Map<number, number>();
     for (let k = 0; k < n; k++) {
       const r = uf.find(k);
-      const best = compPick.get(r);
-      if (best === undefined || pick[k]! < best || (pick[k] === best && unit[k]! < compUnit.get(r)!)) {
-        compPick.set(r, pick[k]!);
-        compUnit.set(r, unit[k]!);
-      }
+      if (r === k) compUnit.set(r, unit[k]!);
       compSize.set(r, (compSize.get(r) ?? 0) + 1);
     }
     let largest = 0;

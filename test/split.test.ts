@@ -235,6 +235,27 @@ describe('split: the test share follows test_fraction whatever the components lo
     expect(r.testIds.length / 4).toBeLessThan(80 + 32);
   });
 
+  it('a later night linking new conversations to old ones (a shared first turn) moves none of the old ones', async () => {
+    const dir = join(root, 'linked-nights');
+    mkdirSync(dir);
+    const openers = Array.from({ length: 300 }, (_, k) => `opening question ${k} ${prompt()}`);
+    const night1 = openers.map((o, k) => twoTurns(`old${k}`, o, `old follow-up ${k} ${prompt()}`));
+    // Each new conversation shares its first turn with one old one, so it joins that one's group.
+    const night2 = openers.map((o, k) => twoTurns(`new${k}`, o, `new follow-up ${k} ${prompt()}`));
+    writeFileSync(join(dir, 'night-1.jsonl'), jsonl(night1));
+    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ name: 'n', seed: 8, inputs: ['night-*.jsonl'], stages: [{ split: { test_fraction: 0.3 } }, { emit: EMIT }] }));
+    const db = join(dir, 'store.db');
+    const first = readOutputs(join(dir, 'o1'), await runConfigFile(join(dir, 'cfg.json'), { db, out: join(dir, 'o1') }));
+    writeFileSync(join(dir, 'night-2.jsonl'), jsonl(night2));
+    const second = readOutputs(join(dir, 'o2'), await runConfigFile(join(dir, 'cfg.json'), { db, out: join(dir, 'o2') }));
+    const before = splitOf(first);
+    const after = splitOf(second);
+    const moved = [...before].filter(([id, status]) => after.get(id) !== status).map(([id]) => id);
+    expect(moved).toEqual([]);
+    for (let k = 0; k < 300; k++) expect(after.get(`new${k}`), `new${k}`).toBe(after.get(`old${k}`));
+    expect(first.testIds.length).toBeGreaterThan(0);
+  });
+
   it('a boilerplate last turn ("thanks") shared by many conversations does not glue them into one group', async () => {
     const n = 4 * LINK_CAP;
     const logs = Array.from({ length: n }, (_, k) => twoTurns(`t${k}`, `question ${k} ${prompt()}`, 'Thanks!'));
