@@ -278,8 +278,10 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
       retryWhileBusy(() => insertStage.run(runId, s, stage.name, row.in, row.out, JSON.stringify(row.dropped), JSON.stringify(stats), Date.now() - t0), BUSY_MS);
     }
     if (!facts.emit) throw new Error('internal: the emit stage did not run');
-    const output = await facts.emit.finalize({ runId, funnel, facts, ws, finishedAt: new Date() });
+    // Decisions first: once the files are in place only the status update is left, so a run killed in between
+    // leaves a complete folder and a full record of what it decided.
     persistDecisions(store, runId, ws, config.stages.map((st) => st.name));
+    const output = await facts.emit.finalize({ runId, funnel, facts, ws, finishedAt: new Date() });
     const finish = sqlite.prepare(`UPDATE runs SET status = ?, finished_at = ?, out_dir = ?, manifest_json = ? WHERE id = ?`);
     retryWhileBusy(() => finish.run(opts.dryRun ? 'dry_run' : 'succeeded', new Date().toISOString(), output.outDir, JSON.stringify(output.manifest), runId), BUSY_MS);
     return { ...output, runId, storePath: store.path, ingest: ingestSummary, funnel };
