@@ -96,6 +96,8 @@ export interface RunFacts {
   duplicateClusters?: Map<number, number>;
   /** Feedback values of the conversations entering the run (for the report), by name. */
   feedbackName?: string;
+  /** Stages' warnings for the manifest (emit adds them to its own). */
+  warnings?: string[];
 }
 
 export interface StageContext {

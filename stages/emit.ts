@@ -223,7 +223,7 @@ export default defineStage({
     const truncate = p.over_limit === 'truncate';
     const outDir = facts.outOverride !== undefined ? resolve(facts.outOverride) : p.dir;
     const writer = new OutputWriter({ outDir, runId: ctx.runId, dryRun: ctx.dryRun });
-    const warnings: string[] = [...model.warnings, ...writer.recovered];
+    const warnings: string[] = [...model.warnings, ...writer.recovered, ...(ctx.facts.warnings ?? [])];
     for (const r of writer.recovered) ctx.progress.log(`warning: ${r}`);
     const detectRefusal = ctx.facts.refusalDetector;
     let truncated = 0;

@@ -218,5 +218,16 @@ export default defineStage({
     ctx.stats.largest_component = largest;
     ctx.stats.boilerplate_turns_not_linked = boilerplate;
     ctx.stats.strata = table.objects();
+    // A test share far from the one asked for (by more than 5 points, or half the fraction): say so, and name the
+    // likely cause, a linked group larger than the whole test target.
+    const fraction = p.test_size !== undefined ? (n === 0 ? 0 : Math.min(p.test_size, n) / n) : (p.test_fraction ?? 0.1);
+    if (n >= 200 && Math.abs(nTest / n - fraction) > Math.max(0.05, fraction / 2)) {
+      const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+      const cause =
+        largest > fraction * n
+          ? `: ${largest} conversations (${pct(largest / n)}) form one group (by ${p.group_by === 'conversation' ? 'shared prompts' : `${p.group_by} or shared prompts`}), more than the whole test target`
+          : '';
+      (ctx.facts.warnings ??= []).push(`split: the test set holds ${pct(nTest / n)} of ${n} conversations, not ${pct(fraction)}${cause}`);
+    }
   },
 });

@@ -5,6 +5,7 @@ import { runConfigFile } from '../pipeline/runner.js';
 import { jsonl, tempDir } from './support/tmp.js';
 import { chat, curate, prng, readOutputs, words, type Curated } from './support/pipeline.js';
 import { LINK_CAP } from '../stages/split.js';
+import { seededUnit } from '../pipeline/normalize.js';
 
 const root = tempDir('logcurate-split-');
 const rand = prng(777);
@@ -254,6 +255,23 @@ describe('split: the test share follows test_fraction whatever the components lo
     expect(moved).toEqual([]);
     for (let k = 0; k < 300; k++) expect(after.get(`new${k}`), `new${k}`).toBe(after.get(`old${k}`));
     expect(first.testIds.length).toBeGreaterThan(0);
+  });
+
+  it('warns in the manifest when the test share misses test_fraction, naming a group larger than the test target', async () => {
+    // 200 conversations of one user (the first one ingested: its key decides the group), 800 of others.
+    const logs = Array.from({ length: 1000 }, (_, k) => chat(`w${k}`, `question ${k} ${prompt()}`, `answer ${k}`, { user_id: k < 200 ? 'power-user' : `u${k}` }));
+    const seeds = Array.from({ length: 200 }, (_, s) => s + 1);
+    const inTest = seeds.find((s) => seededUnit(s, 'g:power-user') < 0.1)!;
+    const inTrain = seeds.find((s) => seededUnit(s, 'g:power-user') >= 0.1)!;
+    const r = await curate(root, { logs, stages: [{ split: { test_fraction: 0.1, group_by: 'user_id' } }], emit: EMIT, seed: inTest });
+    const share = `${((100 * r.testIds.length) / 1000).toFixed(1)}%`;
+    expect(r.testIds.length).toBeGreaterThanOrEqual(200);
+    expect(r.manifest.warnings).toContain(
+      `split: the test set holds ${share} of 1000 conversations, not 10.0%: 200 conversations (20.0%) form one group (by user_id or shared prompts), more than the whole test target`,
+    );
+    // The same group in train leaves a share close enough to 10%: no warning.
+    const quiet = await curate(root, { logs, stages: [{ split: { test_fraction: 0.1, group_by: 'user_id' } }], emit: EMIT, seed: inTrain });
+    expect(quiet.manifest.warnings.filter((w: string) => w.startsWith('split:'))).toEqual([]);
   });
 
   it('a boilerplate last turn ("thanks") shared by many conversations does not glue them into one group', async () => {
