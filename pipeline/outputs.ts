@@ -19,7 +19,7 @@ import type { Message, StageContext } from './stage.js';
 import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
-import { currentOwner, ownerAlive } from './owner.js';
+import { activeRuns, currentOwner, ownerAlive } from './owner.js';
 import { hostname } from 'node:os';
 
 /**
@@ -371,8 +371,8 @@ export function recoverInterruptedRuns(outDir: string): string[] {
     const named = entry.isDirectory() ? STAGING_NAME.exec(entry.name) : null;
     if (!named) continue;
     const [, run, pid, tag] = named as unknown as [string, string, string, string];
-    // Another host's writer cannot be checked from here: assumed alive.
-    if (tag !== hostTag(hostname()) || ownerAlive(Number(pid), hostname())) continue;
+    // Another host's writer cannot be checked from here: assumed alive. A run of this very process is alive too.
+    if (tag !== hostTag(hostname()) || activeRuns.has(run) || ownerAlive(Number(pid), hostname())) continue;
     const staging = join(outDir, entry.name);
     try {
       notes.push(recoverStaging(outDir, staging, run));

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { recoverInterruptedRuns } from '../pipeline/outputs.js';
+import { activeRuns } from '../pipeline/owner.js';
 import { writeSample } from '../data/generate.js';
 import { CLI, cli, tempDir } from './support/tmp.js';
 
@@ -107,6 +108,20 @@ describe('an output folder left by an interrupted run', () => {
     rmSync(join(staging, 'previous.train.jsonl'));
     expect(() => recoverInterruptedRuns(out)).toThrow(/\.staging-runB\.\d+-[0-9a-f]{8}: cannot recover what interrupted run runB left: .*ENOENT/);
     expect(existsSync(staging)).toBe(true);
+  });
+
+  it('leaves alone the folder of a run this very process is making', () => {
+    const { out, staging, a } = outputs('same-process', process.pid);
+    activeRuns.add('runB');
+    try {
+      expect(recoverInterruptedRuns(out)).toEqual([]);
+      expect(existsSync(staging)).toBe(true);
+    } finally {
+      activeRuns.delete('runB');
+    }
+    // Once this process is no longer making it, the folder is an interrupted run's (its pid cannot tell).
+    expect(recoverInterruptedRuns(out)).toHaveLength(1);
+    expect(files(out)).toEqual(a);
   });
 
   it('leaves alone a folder whose writer is alive, one on another host, and one that does not say who writes it', async () => {
