@@ -20,7 +20,6 @@ import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
 import { activeRuns, currentOwner, ownerAlive } from './owner.js';
-import { hostname } from 'node:os';
 
 /**
  * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
@@ -367,12 +366,14 @@ interface InstallJournal {
  */
 export function recoverInterruptedRuns(outDir: string): string[] {
   const notes: string[] = [];
+  const me = currentOwner();
+  const myTag = hostTag(me.host);
   for (const entry of readdirSync(outDir, { withFileTypes: true })) {
     const named = entry.isDirectory() ? STAGING_NAME.exec(entry.name) : null;
     if (!named) continue;
     const [, run, pid, tag] = named as unknown as [string, string, string, string];
     // Another host's writer cannot be checked from here: assumed alive. A run of this very process is alive too.
-    if (tag !== hostTag(hostname()) || activeRuns.has(run) || ownerAlive(Number(pid), hostname())) continue;
+    if (tag !== myTag || activeRuns.has(run) || ownerAlive(Number(pid), me.host)) continue;
     const staging = join(outDir, entry.name);
     try {
       notes.push(recoverStaging(outDir, staging, run));

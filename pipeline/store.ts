@@ -86,6 +86,9 @@ export interface RunsTable {
   out_dir: string | null;
   error: string | null;
   manifest_json: string | null;
+  /** The process making the run (store v8; null for runs recorded before). */
+  pid: number | null;
+  host: string | null;
 }
 
 export interface RunStagesTable {
@@ -269,9 +272,9 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE conversations ADD COLUMN signals TEXT;
   `,
-  // v6: a run's decisions as one JSON record (pipeline/decisions.ts) instead of a row per conversation. The rows
-  // of runs recorded before stay (run_decision_rows), and the run_decisions view gives SQL both as before: a row
-  // per conversation and run.
+  // v6: a run's decisions as JSON records of CHUNK conversations (pipeline/decisions.ts) instead of a row per
+  // conversation. The rows of runs recorded before stay (run_decision_rows), and the run_decisions view gives SQL
+  // both as before: a row per conversation and run.
   `
   ALTER TABLE run_decisions RENAME TO run_decision_rows;
   CREATE TABLE run_decision_sets (
