@@ -8,6 +8,7 @@ import {
   describeZodError,
   feedbackEventSchema,
   promptCompletionRecordSchema,
+  quickValid,
   requestResponseRecordSchema,
   THUMBS_WORDS,
   type InputFormat,
@@ -90,16 +91,20 @@ function fail(error: z.ZodError): ParsedRecord {
 }
 
 function parseChat(obj: Obj): ParsedRecord {
-  const r = chatRecordSchema.safeParse(obj);
-  if (!r.success) return fail(r.error);
+  if (!quickValid('chat', obj)) {
+    const r = chatRecordSchema.safeParse(obj);
+    if (!r.success) return fail(r.error);
+  }
   const messages = own(obj, 'messages') as unknown[];
   const tools = (own(obj, 'tools') as unknown[] | null | undefined) ?? null;
   return build(obj, 'chat', messages, tools, statusOf(obj), extraOf(obj, CHAT_KEYS));
 }
 
 function parsePromptCompletion(obj: Obj): ParsedRecord {
-  const r = promptCompletionRecordSchema.safeParse(obj);
-  if (!r.success) return fail(r.error);
+  if (!quickValid('prompt_completion', obj)) {
+    const r = promptCompletionRecordSchema.safeParse(obj);
+    if (!r.success) return fail(r.error);
+  }
   const messages = [
     { role: 'user', content: own(obj, 'prompt') },
     { role: 'assistant', content: own(obj, 'completion') },
@@ -108,8 +113,10 @@ function parsePromptCompletion(obj: Obj): ParsedRecord {
 }
 
 function parseRequestResponse(obj: Obj): ParsedRecord {
-  const r = requestResponseRecordSchema.safeParse(obj);
-  if (!r.success) return fail(r.error);
+  if (!quickValid('request_response', obj)) {
+    const r = requestResponseRecordSchema.safeParse(obj);
+    if (!r.success) return fail(r.error);
+  }
   const request = own(obj, 'request') as Obj;
   const response = (own(obj, 'response') as Obj | null | undefined) ?? null;
   const messages = [...(own(request, 'messages') as unknown[])];
@@ -310,8 +317,10 @@ function embeddedFeedback(fb: unknown, id: string): FeedbackEventInput[] | strin
 }
 
 function parseFeedbackEvent(obj: Obj): ParsedRecord {
-  const r = feedbackEventSchema.safeParse(obj);
-  if (!r.success) return fail(r.error);
+  if (!quickValid('feedback', obj)) {
+    const r = feedbackEventSchema.safeParse(obj);
+    if (!r.success) return fail(r.error);
+  }
   const v = feedbackNumber(own(obj, 'value'))!;
   const name = (own(obj, 'name') as string | undefined) ?? 'score';
   const e = makeEvent(String(own(obj, 'log_id')), name, v.value, own(obj, 'created_at'));
