@@ -20,6 +20,7 @@ import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
 import { activeRuns, currentOwner, ownerAlive } from './owner.js';
+import type { OutcomeRecorder } from './emit-reuse.js';
 
 /**
  * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
@@ -40,6 +41,20 @@ export interface SplitAccumulator {
   overLimit: number;
   /** Appends one example line; returns its 1-based line number in the file. */
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
+  /** The same, for a line already encoded (newline included) whose digest (lineDigest) is known. */
+  writeBytes(bytes: Buffer, digest: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
+  /** Where the last line written starts in the file, its length (newline included) and its digest. */
+  readonly lastOffset: number;
+  readonly lastLength: number;
+  readonly lastDigest: string;
+}
+
+/**
+ * A line's digest for the duplicate checks: md5 of its bytes without the newline, as a 16-character latin1
+ * string (emit-reuse.ts keeps it as 16 bytes, so a copied line need not be digested again).
+ */
+export function lineDigest(bytes: Buffer): string {
+  return hash('md5', bytes.subarray(0, bytes.length - 1), 'binary');
 }
 
 const FLUSH_AT = 1 << 20;
@@ -53,6 +68,9 @@ class SplitSink implements SplitAccumulator {
   refusals = 0;
   readonly totals: number[] = [];
   readonly duplicateLines: number[] = [];
+  lastOffset = 0;
+  lastLength = 0;
+  lastDigest = '';
   private readonly seen = new Set<string>();
   private readonly hash: Hash = createHash('sha256');
   private buf: Buffer[] = [];
@@ -67,25 +85,28 @@ class SplitSink implements SplitAccumulator {
   }
 
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
-    // Encoded to UTF-8 once, then hashed, measured, digested and written as bytes (each of those encoded the
+    // Encoded to UTF-8 once, then digested, measured, hashed and written as bytes (each of those encoded the
     // string again on its own).
     const bytes = Buffer.from(`${line}\n`, 'utf8');
-    this.hash.update(bytes);
+    return this.writeBytes(bytes, lineDigest(bytes), tokens, limit, refusal);
+  }
+
+  writeBytes(bytes: Buffer, digest: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
+    this.lastOffset = this.bytes;
+    this.lastLength = bytes.length;
+    this.lastDigest = digest;
     this.bytes += bytes.length;
     this.examples++;
     this.totals.push(tokens.total);
     this.assistant += tokens.assistant;
     this.billing += limit === null ? tokens.total : Math.min(limit, tokens.total);
     if (refusal) this.refusals++;
-    // Native digest of the line without its newline: lines are kilobytes long, and this runs once per example.
-    const h = hash('md5', bytes.subarray(0, bytes.length - 1), 'base64');
-    if (this.seen.has(h)) this.duplicateLines.push(this.examples);
-    else this.seen.add(h);
-    if (this.fd !== null) {
-      this.buf.push(bytes);
-      this.bufLen += bytes.length;
-      if (this.bufLen >= FLUSH_AT) this.flush();
-    }
+    if (this.seen.has(digest)) this.duplicateLines.push(this.examples);
+    else this.seen.add(digest);
+    // Hashed a megabyte at a time when flushed (a dry run too): one update per line cost a call per example.
+    this.buf.push(bytes);
+    this.bufLen += bytes.length;
+    if (this.bufLen >= FLUSH_AT) this.flush();
     return this.examples;
   }
 
@@ -94,15 +115,17 @@ class SplitSink implements SplitAccumulator {
   }
 
   flush(): void {
-    if (this.fd === null || this.buf.length === 0) return;
-    writeSync(this.fd, Buffer.concat(this.buf, this.bufLen));
+    if (this.buf.length === 0) return;
+    const all = Buffer.concat(this.buf, this.bufLen);
+    this.hash.update(all);
+    if (this.fd !== null) writeSync(this.fd, all);
     this.buf = [];
     this.bufLen = 0;
   }
 
   close(): void {
-    if (this.fd === null) return;
     this.flush();
+    if (this.fd === null) return;
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = null;
@@ -223,7 +246,7 @@ export class OutputWriter {
     }
   }
 
-  handoff(a: { params: EmitParams; model: ModelInfo; warnings: string[]; ctx: StageContext }): EmitHandoff {
+  handoff(a: HandoffArgs): EmitHandoff {
     return {
       finalize: async (run) => {
         try {
@@ -236,7 +259,7 @@ export class OutputWriter {
     };
   }
 
-  private async finalize(a: { params: EmitParams; model: ModelInfo; warnings: string[]; ctx: StageContext }, run: FinishedStages): Promise<RunOutput> {
+  private async finalize(a: HandoffArgs, run: FinishedStages): Promise<RunOutput> {
     const { params: p, model, ctx } = a;
     this.train.close();
     this.test.close();
@@ -325,10 +348,20 @@ export class OutputWriter {
     const names = ['train.jsonl', 'test.jsonl', ...(p.lineage ? ['lineage.jsonl'] : []), ...(p.report ? ['report.html'] : []), 'manifest.json'];
     // Outputs this run does not produce would describe an older run: they go when the new files land.
     const stale = ['lineage.jsonl', 'report.html'].filter((n) => !names.includes(n));
+    a.outcomes?.recorder.save(ctx.store, run.runId, this.o.outDir, a.outcomes.key);
     this.install(this.staging, names, stale);
     rmSync(this.staging, { recursive: true, force: true });
     return { manifest, outDir: this.o.outDir, written: names.map((n) => join(this.o.outDir, n)) };
   }
+}
+
+interface HandoffArgs {
+  readonly params: EmitParams;
+  readonly model: ModelInfo;
+  readonly warnings: string[];
+  readonly ctx: StageContext;
+  /** What emit made of each conversation, saved for the next run into this folder (pipeline/emit-reuse.ts). */
+  readonly outcomes?: { readonly recorder: OutcomeRecorder; readonly key: string };
 }
 
 const STAGING_PREFIX = '.staging-';

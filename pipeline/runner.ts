@@ -68,6 +68,8 @@ export interface RunResult extends RunOutput {
 export interface RunFactsInternal extends RunFacts {
   emit?: EmitHandoff;
   outOverride?: string;
+  /** The transforms registered so far, in order: each one's stage and canonical parameters (emit's render key). */
+  transforms?: { stage: string; params: string }[];
 }
 
 export async function runConfigFile(configPath: string, opts: RunOptions = {}): Promise<RunResult> {
@@ -254,7 +256,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
         facts,
         stats,
         scan: (label, scanOpts) =>
-          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true, scanOpts?.fields),
+          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true, scanOpts?.fields, scanOpts?.where),
         drop: (i, reason) => {
           ws.drop(i, s, reason);
           const cat = reasonCategory(reason);
@@ -269,6 +271,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
         core: () => (transforms.length === 0 ? core : null),
         addTransform: (t, topts) => {
           transforms.push(t);
+          (facts.transforms ??= []).push({ stage: stage.name, params: canonicalJson(stage.params) });
           if (!topts?.systemOnly) textTransformed = true;
         },
       };
@@ -425,6 +428,7 @@ function* scanConversations(
   label: string,
   want: boolean | 'signals',
   fields?: readonly ScanField[],
+  where?: (i: number) => boolean,
 ): Generator<ScannedConversation> {
   const n = ws.size;
   if (n === 0 || ws.alive === 0) return;
@@ -447,11 +451,13 @@ function* scanConversations(
   };
   const columns = scanColumns(fetched);
   const signalsFiller = want === 'signals' && !textTransformed ? new SignalsFiller(store) : null;
-  const task = progress.task(label, { total: ws.alive, unit: 'items' });
+  let total = ws.alive;
+  if (where) for (let i = 0; i < n; i++) if (ws.isAlive(i) && !where(i)) total--;
+  const task = progress.task(label, { total, unit: 'items' });
   try {
-    // Mostly alive (the first stages): walk pk ranges. Mostly dropped: read only the live rows by pk, so the
-    // later stages do not pay for what the filter removed.
-    const rows = ws.alive * 2 > n ? rangePages(store, ws, columns) : alivePages(store, ws, columns);
+    // Mostly alive (the first stages): walk pk ranges. Mostly dropped, or only some wanted: read only those rows
+    // by pk, so the later stages do not pay for what the filter removed.
+    const rows = ws.alive * 2 > n && !where ? rangePages(store, ws, columns) : alivePages(store, ws, columns, where);
     for (const page of rows) {
       keepHeapNearLiveSet();
       signalsFiller?.fill(page);
@@ -529,7 +535,7 @@ function* rangePages(store: Store, ws: WorkingSet, columns: ScanColumns): Genera
 }
 
 /** Pages of [working-set index, row] for the live rows only, fetched by pk lists. */
-function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns): Generator<[number, ScanRow][]> {
+function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns, where?: (i: number) => boolean): Generator<[number, ScanRow][]> {
   const statements = new Map<number, Database.Statement>();
   const query = (size: number): Database.Statement => {
     let st = statements.get(size);
@@ -542,7 +548,7 @@ function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns): Genera
     const pks: number[] = [];
     const idx: number[] = [];
     for (; i < n && pks.length < SCAN_PAGE; i++) {
-      if (!ws.isAlive(i)) continue;
+      if (!ws.isAlive(i) || (where && !where(i))) continue;
       pks.push(ws.pks[i]!);
       idx.push(i);
     }

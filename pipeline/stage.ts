@@ -70,6 +70,8 @@ export interface ScanOptions {
    * scan; messages, tools and signals with a text scan.
    */
   readonly fields?: readonly ScanField[];
+  /** Only the live conversations for which this is true are fetched and yielded (default: all of them). */
+  readonly where?: (i: number) => boolean;
 }
 
 /** The optional columns of a lean scan (ScanOptions.fields). */

@@ -312,6 +312,22 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN pid INTEGER;
   ALTER TABLE runs ADD COLUMN host TEXT;
   `,
+  // v9: what emit made of each conversation, kept for the run whose files are in each output folder so that the
+  // next run into it copies those lines instead of building them again (pipeline/emit-reuse.ts).
+  `
+  CREATE TABLE emit_reuse (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    chunk INTEGER NOT NULL,
+    out_dir TEXT NOT NULL,
+    render_key TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    reasons TEXT NOT NULL,
+    prompts TEXT,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, chunk)
+  );
+  CREATE INDEX emit_reuse_out_dir ON emit_reuse (out_dir);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -19,6 +19,7 @@ import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import { TokenCache } from '../pipeline/token-cache.js';
 import { TokenCounter } from '../pipeline/token-counter.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
+import { FILE_NONE, FILE_TEST, FILE_TRAIN, FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorder, renderKey, ReuseSource } from '../pipeline/emit-reuse.js';
 
 export const emitParams = z.strictObject({
   dir: z.string().min(1),
@@ -183,8 +184,10 @@ function finishChat(prep: PreparedChat, limit: number | null, truncate: boolean,
   return { line, tokens, truncated: false, kept: prep.msgs as Message[] };
 }
 
-/** Conversations per window: one window is counted (on a worker) while the next one is built. */
+/** Conversations built per window: one window is counted (on a worker) while the next one is built. */
 const WINDOW = 2048;
+/** A window holds at most this many conversations in all, reused ones included. */
+const WINDOW_ITEMS = 16 * WINDOW;
 
 /** From this many conversations in a run, the token worker is started ahead of emit (see `warm`). */
 const WARM_MIN_CONVERSATIONS = 2 * WINDOW;
@@ -233,31 +236,71 @@ export default defineStage({
     const noSystemOrUserIds: string[] = [];
     const counter = warmed.get(p) ?? new TokenCounter(model.encoding, tok);
     warmed.delete(p);
-    type Pending = { readonly i: number; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat };
+    // What the run whose files are in the folder made of each conversation, where it still holds (emit-reuse.ts).
+    const key = renderKey({ format: p.format, model: p.model, encoding: model.encoding, limit, overLimit: p.over_limit, seed: ctx.seed, transforms: facts.transforms ?? [] });
+    const opened = ReuseSource.open(ctx.store, outDir, key, truncate);
+    const reuse = opened.source;
+    const reuseAt = reuse ? reuse.indexFor(ctx.ws.pks) : null;
+    // Reused where recorded, unless the refusal verdict would need the text (no rebalance verdict, but a detector).
+    const reusable = (i: number): boolean => reuseAt !== null && reuseAt[i]! >= 0 && (ctx.ws.refusal[i] !== REFUSAL_UNKNOWN || !detectRefusal);
+    const recorder = new OutcomeRecorder(truncate);
+    let reused = 0;
+    type Pending = { readonly i: number; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat | { readonly reuse: number } };
+    const drop = (pend: Pending, split: SplitAccumulator, reason: string, overLimit: number | undefined): void => {
+      if (overLimit !== undefined) {
+        split.overLimit++;
+        if (p.over_limit === 'fail') throw overLimitError(ctx.ws.id(pend.i), overLimit, limit!, p.model);
+        ctx.ws.tokens[pend.i] = overLimit;
+      }
+      ctx.drop(pend.i, reason);
+      recorder.dropped(ctx.ws.pks[pend.i]!, reason, overLimit);
+    };
+    const noSystemOrUserSeen = (i: number): void => {
+      noSystemOrUser++;
+      if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(ctx.ws.id(i));
+    };
     /** Writes one conversation's outcome, in scan order. */
     const settle = (pend: Pending): void => {
       const split: SplitAccumulator = pend.isTest ? writer.test : writer.train;
+      if ('reuse' in pend.built) return settleReused(pend, split, pend.built.reuse);
       const built = 'json' in pend.built ? finishChat(pend.built, limit, truncate, tok) : pend.built;
-      if ('drop' in built) {
-        if (built.overLimit !== undefined) {
-          split.overLimit++;
-          if (p.over_limit === 'fail') throw overLimitError(ctx.ws.id(pend.i), built.overLimit, limit!, p.model);
-          ctx.ws.tokens[pend.i] = built.overLimit;
-        }
-        ctx.drop(pend.i, built.drop);
-        return;
-      }
+      if ('drop' in built) return drop(pend, split, built.drop, built.overLimit);
+      let flags = 0;
       if (built.truncated) {
         split.overLimit++;
         truncated++;
+        flags |= FLAG_TRUNCATED;
       }
-      if (prompts) (pend.isTest ? prompts.test : prompts.train).add(hashText(normalizeText(keyText(built.kept, 'prompt'))));
+      const prompt = prompts ? hashText(normalizeText(keyText(built.kept, 'prompt'))) : null;
+      if (prompt !== null) (pend.isTest ? prompts!.test : prompts!.train).add(prompt);
       if (!built.kept.some((m) => m.role === 'system' || m.role === 'user')) {
-        noSystemOrUser++;
-        if (noSystemOrUserIds.length < 5) noSystemOrUserIds.push(ctx.ws.id(pend.i));
+        noSystemOrUserSeen(pend.i);
+        flags |= FLAG_NO_SYSTEM_OR_USER;
       }
       ctx.ws.tokens[pend.i] = built.tokens.total;
       ctx.ws.line[pend.i] = split.write(built.line, built.tokens, limit, pend.refusal);
+      record(pend, split, built.tokens, flags, prompt);
+    };
+    /** The same, from what the previous run recorded: its line's bytes are copied from its file. */
+    const settleReused = (pend: Pending, split: SplitAccumulator, e: number): void => {
+      const r = reuse!;
+      reused++;
+      const flags = r.flags[e]!;
+      if (r.file[e] === FILE_NONE) return drop(pend, split, r.dropReason(e), flags & FLAG_OVER_LIMIT ? r.total[e]! : undefined);
+      if (flags & FLAG_TRUNCATED) {
+        split.overLimit++;
+        truncated++;
+      }
+      const prompt = r.prompt(e);
+      if (prompts && prompt !== null) (pend.isTest ? prompts.test : prompts.train).add(prompt);
+      if (flags & FLAG_NO_SYSTEM_OR_USER) noSystemOrUserSeen(pend.i);
+      const tokens = { total: r.total[e]!, assistant: r.assistant[e]! };
+      ctx.ws.tokens[pend.i] = tokens.total;
+      ctx.ws.line[pend.i] = split.writeBytes(r.bytes(e), r.digest(e), tokens, limit, pend.refusal);
+      record(pend, split, tokens, flags, prompt);
+    };
+    const record = (pend: Pending, split: SplitAccumulator, tokens: Tokens, flags: number, prompt: string | null): void => {
+      recorder.written(ctx.ws.pks[pend.i]!, pend.isTest ? FILE_TEST : FILE_TRAIN, split.lastOffset, split.lastLength, tokens.total, tokens.assistant, flags, split.lastDigest, prompt);
     };
     /**
      * Looks a window's examples up in the token cache and sends the rest to be counted; resolves once every
@@ -279,32 +322,53 @@ export default defineStage({
     };
     try {
       let window: Pending[] = [];
+      let built = 0;
       let inFlight: Promise<Pending[]> | null = null;
-      // Text and tools only: ids are looked up for the few examples a warning or an error names.
-      for (const c of ctx.scan('emit', { fields: [] })) {
-        const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
-        const built = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache);
-        // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
-        const verdict = ctx.ws.refusal[c.i]!;
-        const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
-        window.push({ i: c.i, isTest, refusal, built });
-        if (window.length >= WINDOW) {
+      const push = async (pend: Pending): Promise<void> => {
+        window.push(pend);
+        if (!('reuse' in pend.built)) built++;
+        if (built >= WINDOW || window.length >= WINDOW_ITEMS) {
           // Build the next window while this one is counted; lines are still written strictly in scan order.
           const previous: Promise<Pending[]> | null = inFlight;
           inFlight = count(window);
           window = [];
+          built = 0;
           if (previous) for (const pend of await previous) settle(pend);
         }
+      };
+      /** Queues the reused conversations before working-set index `to` (they are not scanned). */
+      let next = 0;
+      const pushReused = async (to: number): Promise<void> => {
+        for (; next < to; next++) {
+          if (!ctx.ws.isAlive(next) || !reusable(next)) continue;
+          await push({ i: next, isTest: ctx.ws.split[next] === SPLIT_TEST, refusal: ctx.ws.refusal[next] === REFUSAL_YES, built: { reuse: reuseAt![next]! } });
+        }
+      };
+      // Text and tools only: ids are looked up for the few examples a warning or an error names.
+      for (const c of ctx.scan('emit', { fields: [], where: reuse ? (i) => !reusable(i) : undefined })) {
+        if (reuse) await pushReused(c.i);
+        next = c.i + 1;
+        const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
+        const b = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache);
+        // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
+        const verdict = ctx.ws.refusal[c.i]!;
+        const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
+        await push({ i: c.i, isTest, refusal, built: b });
       }
-      if (inFlight) for (const pend of await inFlight) settle(pend);
+      if (reuse) await pushReused(ctx.ws.size);
+      // Assigned inside push(): not narrowed to null here.
+      const last = inFlight as Promise<Pending[]> | null;
+      if (last) for (const pend of await last) settle(pend);
       for (const pend of await count(window)) settle(pend);
     } catch (err) {
       writer.abort();
       throw err;
     } finally {
+      reuse?.close();
       await counter.close();
     }
     ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses, batches_on_worker: counter.threaded };
+    ctx.stats.reuse = reuse ? { from_run: reuse.runId, examples: reused, built: recorder.size - reused } : { examples: 0, why: opened.why };
     ctx.stats.truncated = truncated;
     if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit of ${p.model} were truncated (whole turns removed from the front)`);
     if (prompts && truncated > 0) {
@@ -324,7 +388,7 @@ export default defineStage({
         `emit: ${nTrain} train example(s), fewer than min_examples ${p.min_examples}; no files were written (the previous run's files are untouched)`,
       );
     }
-    facts.emit = writer.handoff({ params: p, model, warnings, ctx });
+    facts.emit = writer.handoff({ params: p, model, warnings, ctx, outcomes: { recorder, key } });
   },
 });
 

@@ -40,9 +40,11 @@ describe('token counts are reused across runs, keyed so they never go stale', ()
     const first = await runConfigFile(config('You are helpful.'), {});
     expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0 });
     const train1 = readFileSync(join(dir, 'out', 'train.jsonl'), 'utf8');
-    const second = await runConfigFile(config('You are helpful.'), {});
+    // Into another folder, so every example is built again (into the same one, emit copies the lines it wrote:
+    // test/emit-reuse.test.ts) and each count is looked up.
+    const second = await runConfigFile(config('You are helpful.'), { out: join(dir, 'out2') });
     expect(emitStats()).toEqual({ hits: 30, misses: 0, batches_on_worker: 0 });
-    expect(readFileSync(join(dir, 'out', 'train.jsonl'), 'utf8')).toBe(train1);
+    expect(readFileSync(join(dir, 'out2', 'train.jsonl'), 'utf8')).toBe(train1);
     expect(second.manifest.files).toEqual(first.manifest.files);
     // Another system prompt: every example's text changed, so every count is made afresh (and is larger).
     const third = await runConfigFile(config('You are a very helpful and precise assistant.'), {});

@@ -1,0 +1,244 @@
+/**
+ * Emit reuses what the run whose files are in the folder made of each conversation (pipeline/emit-reuse.ts): a
+ * next night must write exactly what a run from scratch writes, and must never reuse a line that could differ.
+ * Every test compares against a cold run: the same store (a copy) and config into a fresh folder.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, closeSync, writeSync, readSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSample } from '../data/generate.js';
+import { openStore, type Store } from '../pipeline/store.js';
+import { ingest } from '../pipeline/ingest.js';
+import { runConfigFile, type RunResult } from '../pipeline/runner.js';
+import { renderKey, type RenderKeyParts } from '../pipeline/emit-reuse.js';
+import { jsonl, tempDir } from './support/tmp.js';
+import { prng, words } from './support/pipeline.js';
+
+const root = tempDir('logcurate-reuse-');
+
+interface Night {
+  dir: string;
+  db: string;
+}
+
+async function ingestInto(db: string, inputs: string[], cwd: string): Promise<void> {
+  const store = openStore(db);
+  try {
+    await ingest(store, inputs, { cwd });
+  } finally {
+    await store.close();
+  }
+}
+
+function config(dir: string, name: string, stages: unknown[], emit: Record<string, unknown> = {}): string {
+  const path = join(dir, `${name}.json`);
+  writeFileSync(
+    path,
+    JSON.stringify({ name, seed: 5, stages: [...stages, { emit: { dir: 'unused', model: 'gpt-4o-mini-2024-07-18', min_examples: 0, report: false, ...emit } }] }),
+  );
+  return path;
+}
+
+async function run(configPath: string, db: string, out: string, dryRun = false): Promise<RunResult> {
+  return runConfigFile(configPath, { db, out, dryRun });
+}
+
+type EmitStats = { reuse: { examples: number; built?: number; from_run?: string; why?: string }; truncated: number };
+
+/** A query on the store, opened and closed around it. */
+async function query<T>(db: string, q: (sqlite: Store['sqlite']) => T): Promise<T> {
+  const store = openStore(db);
+  try {
+    return q(store.sqlite);
+  } finally {
+    await store.close();
+  }
+}
+
+function emitStats(db: string, runId: string): Promise<EmitStats> {
+  return query(db, (s) => JSON.parse((s.prepare(`SELECT stats_json FROM run_stages WHERE run_id = ? AND name = 'emit'`).get(runId) as { stats_json: string }).stats_json) as EmitStats);
+}
+
+/** Runs a copy of `db` into a fresh folder: what the same store and config give from scratch. */
+async function cold(configPath: string, db: string, tag: string, dryRun = false): Promise<{ out: string; result: RunResult }> {
+  const copy = join(root, `cold-${tag}.db`);
+  const s = openStore(db);
+  await s.sqlite.backup(copy);
+  await s.close();
+  const out = join(root, `cold-${tag}-out`);
+  rmSync(out, { recursive: true, force: true });
+  const result = await run(configPath, copy, out, dryRun);
+  return { out, result };
+}
+
+function expectSameOutputs(a: { out: string; result: RunResult }, b: { out: string; result: RunResult }): void {
+  for (const f of ['train.jsonl', 'test.jsonl', 'lineage.jsonl']) {
+    if (!existsSync(join(a.out, f))) continue;
+    expect(readFileSync(join(a.out, f)).equals(readFileSync(join(b.out, f))), f).toBe(true);
+  }
+  const strip = (m: Record<string, unknown>): Record<string, unknown> => ({ ...m, run: null, store: null });
+  expect(strip(a.result.manifest)).toEqual(strip(b.result.manifest));
+}
+
+/** New score events for some earlier conversations: later ones, so they replace the old scores. */
+function feedbackFor(ids: string[], seed: number): string {
+  const rand = prng(seed);
+  return jsonl(ids.map((id) => ({ log_id: id, name: 'score', value: rand() < 0.5 ? 1 : 5, created_at: '2030-01-01T00:00:00Z' })));
+}
+
+const NIGHTLY = [
+  { filter: { feedback: { name: 'score', min: 4 } } },
+  { dedupe: { method: 'exact', key: 'prompt' } },
+  { rebalance_refusals: { target_rate: 0.05 } },
+  { system_prompt: { mode: 'replace', text: 'You are a helpful assistant.' } },
+  { split: { test_fraction: 0.2 } },
+];
+
+describe('emit reuse', () => {
+  let night: Night;
+  let ids: string[];
+
+  beforeAll(async () => {
+    const dir = join(root, 'nights');
+    mkdirSync(dir, { recursive: true });
+    await writeSample(join(dir, 'n1'), { n: 1500, seed: 3, largeMessageChars: 20_000 });
+    await writeSample(join(dir, 'n2'), { n: 150, seed: 4, anomalies: false, largeMessageChars: 20_000 });
+    night = { dir, db: join(dir, 'store.db') };
+    await ingestInto(night.db, ['n1/*.{jsonl,jsonl.gz,csv}'], dir);
+    ids = (await query(night.db, (s) => s.prepare(`SELECT id FROM conversations ORDER BY pk`).pluck().all() as string[])).filter((_, k) => k % 9 === 0);
+    writeFileSync(join(dir, 'n2', 'late-feedback.jsonl'), feedbackFor(ids, 8));
+  });
+
+  it('a next night copies the unchanged lines and writes what a run from scratch writes', async () => {
+    const db = join(root, 'a.db');
+    copyFileSync(night.db, db);
+    const cfg = config(night.dir, 'nightly', NIGHTLY);
+    const out = join(root, 'a-out');
+    const first = await run(cfg, db, out);
+    expect((await emitStats(db, first.runId)).reuse.examples).toBe(0);
+    expectSameOutputs({ out, result: first }, await cold(cfg, db, 'a1'));
+
+    await ingestInto(db, ['n2/*.{jsonl,jsonl.gz,csv}', { path: 'n2/late-feedback.jsonl', format: 'feedback' } as never], night.dir);
+    const coldRun = await cold(cfg, db, 'a2');
+    const second = await run(cfg, db, out);
+    const stats = (await emitStats(db, second.runId)).reuse;
+    expect(stats.from_run).toBe(first.runId);
+    // Most examples are copied; the new conversations, and those whose late feedback let them in, are built.
+    expect(stats.examples).toBeGreaterThan(0.8 * (second.manifest.files as { train: { examples: number } }).train.examples);
+    expect(stats.built).toBeGreaterThan(0);
+    expectSameOutputs({ out, result: second }, coldRun);
+
+    // A third night with nothing new copies every example, still to the same bytes.
+    const third = await run(cfg, db, out);
+    expect((await emitStats(db, third.runId)).reuse.built).toBe(0);
+    expectSameOutputs({ out, result: third }, coldRun);
+  });
+
+  it('never reuses a line from a file that changed, or under another config', async () => {
+    const db = join(root, 'b.db');
+    copyFileSync(night.db, db);
+    const cfg = config(night.dir, 'nightly-b', NIGHTLY);
+    const out = join(root, 'b-out');
+    await run(cfg, db, out);
+
+    // One byte of train.jsonl changed in place, the size kept: nothing from it may be copied.
+    const fd = openSync(join(out, 'train.jsonl'), 'r+');
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, 20);
+    writeSync(fd, Buffer.from([byte[0] === 0x61 ? 0x62 : 0x61]), 0, 1, 20);
+    closeSync(fd);
+    const edited = await run(cfg, db, out);
+    expect((await emitStats(db, edited.runId)).reuse).toMatchObject({ examples: 0, why: expect.stringContaining('train.jsonl is not the file') });
+    expectSameOutputs({ out, result: edited }, await cold(cfg, db, 'b1'));
+
+    // Another system prompt: another render key, nothing reused, and the files say the new prompt.
+    const other = config(night.dir, 'nightly-b2', NIGHTLY.map((s) => ('system_prompt' in s ? { system_prompt: { mode: 'replace', text: 'Be brief.' } } : s)));
+    const changed = await run(other, db, out);
+    expect((await emitStats(db, changed.runId)).reuse).toMatchObject({ examples: 0, why: expect.stringContaining('render key') });
+    expectSameOutputs({ out, result: changed }, await cold(other, db, 'b2'));
+    expect(readFileSync(join(out, 'train.jsonl'), 'utf8')).toContain('"Be brief."');
+
+    // A folder the store never wrote to (a copy of the outputs elsewhere) is not trusted either.
+    const moved = join(root, 'b-moved');
+    mkdirSync(moved, { recursive: true });
+    for (const f of ['train.jsonl', 'test.jsonl', 'manifest.json']) copyFileSync(join(out, f), join(moved, f));
+    const elsewhere = await run(other, db, moved);
+    expect((await emitStats(db, elsewhere.runId)).reuse).toMatchObject({ examples: 0, why: expect.stringContaining('no succeeded run') });
+  });
+
+  it('reuses truncated examples, over-limit drops and duplicate lines exactly; a dry run reuses but records nothing', async () => {
+    // Long multi-turn conversations against a 4,096-token model: some are truncated (or dropped), and without
+    // dedupe the same example appears more than once.
+    const rand = prng(21);
+    const long = (k: number): Record<string, unknown> => ({
+      id: `long-${k}`,
+      messages: Array.from({ length: 2 + 2 * (k % 6) }, (_, t) => ({ role: t % 2 === 0 ? 'user' : 'assistant', content: words(rand, 150 + (k % 7) * 120).join(' ') })),
+    });
+    const dup = (k: number): Record<string, unknown> => ({ id: `dup-${k}`, messages: [{ role: 'user', content: 'same question' }, { role: 'assistant', content: 'same answer' }] });
+    const dir = join(root, 'long');
+    mkdirSync(dir, { recursive: true });
+    // And answers with no question: the manifest warns of examples without a system or user message.
+    const lonely = (k: number): Record<string, unknown> => ({ id: `lonely-${k}`, messages: [{ role: 'assistant', content: `Hello number ${k}.` }] });
+    writeFileSync(
+      join(dir, 'a.jsonl'),
+      jsonl([...Array.from({ length: 120 }, (_, k) => long(k)), ...Array.from({ length: 4 }, (_, k) => dup(k)), ...Array.from({ length: 3 }, (_, k) => lonely(k))]),
+    );
+    writeFileSync(join(dir, 'b.jsonl'), jsonl([...Array.from({ length: 20 }, (_, k) => long(200 + k)), dup(9)]));
+    for (const overLimit of ['truncate', 'drop'] as const) {
+      const db = join(root, `long-${overLimit}.db`);
+      rmSync(db, { force: true });
+      await ingestInto(db, ['a.jsonl'], dir);
+      const cfg = config(dir, `long-${overLimit}`, [{ split: { test_fraction: 0.3 } }], { model: 'gpt-3.5-turbo-0613', over_limit: overLimit });
+      const out = join(root, `long-${overLimit}-out`);
+      const first = await run(cfg, db, out);
+      const firstStats = await emitStats(db, first.runId);
+      if (overLimit === 'truncate') expect(firstStats.truncated).toBeGreaterThan(0);
+      else expect(first.funnel.at(-1)!.dropped.over_limit).toBeGreaterThan(0);
+      expect((first.manifest.warnings as string[]).some((w) => w.includes('exact duplicate'))).toBe(true);
+      expect((first.manifest.warnings as string[]).some((w) => w.includes('no system or user message'))).toBe(true);
+
+      await ingestInto(db, ['b.jsonl'], dir);
+      const coldRun = await cold(cfg, db, `long-${overLimit}`);
+      const recorded = (): Promise<unknown> => query(db, (s) => s.prepare(`SELECT run_id, sum(n) AS n FROM emit_reuse GROUP BY run_id`).all());
+      const before = await recorded();
+      expect(before).toEqual([{ run_id: first.runId, n: expect.any(Number) }]);
+      const dry = await run(cfg, db, out, true);
+      expect((await emitStats(db, dry.runId)).reuse.examples).toBeGreaterThan(0);
+      expect(dry.manifest.files).toEqual(coldRun.result.manifest.files);
+      expect(await recorded()).toEqual(before);
+
+      const second = await run(cfg, db, out);
+      const stats = await emitStats(db, second.runId);
+      expect(stats.reuse.examples).toBeGreaterThan(100);
+      expect(stats.reuse.built).toBeGreaterThan(0);
+      expect(stats.truncated).toBe((await emitStats(join(root, `cold-long-${overLimit}.db`), coldRun.result.runId)).truncated);
+      expectSameOutputs({ out, result: second }, coldRun);
+    }
+  });
+
+  it('the render key changes with every part of it', () => {
+    const base: RenderKeyParts = {
+      format: 'openai_chat',
+      model: 'gpt-4o-mini',
+      encoding: 'o200k_base',
+      limit: 65536,
+      overLimit: 'drop',
+      seed: 1,
+      transforms: [{ stage: 'system_prompt', params: '{"mode":"replace","text":"a"}' }],
+    };
+    const keys = new Set([
+      renderKey(base),
+      renderKey({ ...base, format: 'openai_completion' }),
+      renderKey({ ...base, model: 'gpt-4o' }),
+      renderKey({ ...base, encoding: 'cl100k_base' }),
+      renderKey({ ...base, limit: 4096 }),
+      renderKey({ ...base, overLimit: 'truncate' }),
+      renderKey({ ...base, seed: 2 }),
+      renderKey({ ...base, transforms: [] }),
+      renderKey({ ...base, transforms: [{ stage: 'system_prompt', params: '{"mode":"replace","text":"b"}' }] }),
+      renderKey({ ...base, transforms: [...base.transforms, { stage: 'redact_pii', params: '{}' }] }),
+    ]);
+    expect(keys.size).toBe(10);
+    expect(renderKey({ ...base })).toBe(renderKey(base));
+  });
+});
