@@ -13,8 +13,9 @@ import type { ReportData } from './report.js';
 import { redactPii, PII_KINDS } from './pii.js';
 import { contentText } from './messages.js';
 import { reasonCategory, SPLIT_TEST } from './working-set.js';
-import { rowsByPk } from './store.js';
-import type { EmitHandoff, FinishedStages, RunOutput } from './runner.js';
+import { rowsByPk, type Store } from './store.js';
+import type { EmitHandoff, FinishedStages, RunFactsInternal, RunOutput } from './runner.js';
+import { CHUNK as COLUMN_CHUNK, type ColumnSource } from './columns.js';
 import type { Message, StageContext } from './stage.js';
 import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
@@ -494,7 +495,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   const fd = openSync(path, 'w');
   try {
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
-    const rows = rowsByPk<[number, string, string, number]>(ctx.store.sqlite, `SELECT pk, id, source_file, source_line FROM conversations WHERE pk <= ? AND pk > ?`, [maxPk]);
+    const rows = idsAndSources(ctx.store, (ctx.facts as RunFactsInternal).columns, maxPk);
     const encoded = new Map<string | null, string>();
     const cached = (v: string | null): string => {
       let e = encoded.get(v);
@@ -529,6 +530,22 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   } finally {
     closeSync(fd);
   }
+}
+
+/** [pk, id, source file, source line] of every conversation up to maxPk: from the chunks of columns, then the table. */
+function* idsAndSources(store: Store, columns: ColumnSource | undefined, maxPk: number): Generator<[number, string, string, number]> {
+  const select = `SELECT pk, id, source_file, source_line FROM conversations WHERE pk <= ? AND pk > ?`;
+  for (let c = 0; columns && c < columns.count; c++) {
+    const ch = columns.chunk(c);
+    if (ch === null) {
+      // Removed by a run of other code since this run's snapshot: its rows are still in the table.
+      yield* rowsByPk<[number, string, string, number]>(store.sqlite, select, [Math.min(maxPk, (c + 1) * COLUMN_CHUNK)], 8192, c * COLUMN_CHUNK);
+      continue;
+    }
+    const ids = ch.ids();
+    for (let r = 0; r < ch.n; r++) yield [ch.pk[r]!, ids[r]!, ch.files[ch.sourceFile[r]!]!, ch.sourceLine[r]!];
+  }
+  yield* rowsByPk<[number, string, string, number]>(store.sqlite, select, [maxPk], 8192, columns ? columns.coveredPk : -Infinity);
 }
 
 const SAMPLES_PER_REASON = 3;

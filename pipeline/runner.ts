@@ -18,7 +18,8 @@ import { ROLES } from '../schemas/log-record.js';
 import { encodeDecisions } from './decisions.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import { activeRuns, currentOwner, runAlive } from './owner.js';
-import { encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
+import { ColumnSignals, encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
+import { buildColumns, CHUNK as COLUMN_CHUNK, ColumnSource, NO_ROLE, type ColumnChunk } from './columns.js';
 
 export interface RunOptions {
   /** `--db`: overrides the config's store. */
@@ -70,6 +71,8 @@ export interface RunFactsInternal extends RunFacts {
   outOverride?: string;
   /** The transforms registered so far, in order: each one's stage and canonical parameters (emit's render key). */
   transforms?: { stage: string; params: string }[];
+  /** The run's chunks of small columns (lineage reads ids and sources from them). */
+  columns?: ColumnSource;
 }
 
 export async function runConfigFile(configPath: string, opts: RunOptions = {}): Promise<RunResult> {
@@ -137,31 +140,50 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
   // from the same snapshot even while another process ingests. Rows are never changed (only their derived
   // signals may be filled in), so later concurrent ingests cannot change this run's view. Read a page at a time
   // into the columns: an array of a million [pk, id] rows would stay alive for the whole run.
-  const { pks, core, maxFeedbackPk } = sqlite.transaction(() => {
+  // The closed chunks of small columns the store lacks are built first, outside the snapshot: each is a short
+  // write of its own, and its rows can never change (pipeline/columns.ts).
+  buildColumns(store);
+  const { pks, core, maxFeedbackPk, columns } = sqlite.transaction(() => {
+    const columnSource = ColumnSource.open(sqlite);
+    const parts: { pk: Int32Array; error: Uint8Array; turns: Int32Array; lastRole: Uint8Array }[] = [];
+    for (let c = 0; c < columnSource.count; c++) {
+      const ch = columnSource.chunk(c);
+      if (!ch) throw new Error(`internal: conversation_columns chunk ${c} is missing inside the run's snapshot`);
+      parts.push({ pk: ch.pk, error: ch.error, turns: ch.nAssistant, lastRole: ch.lastRole });
+    }
+    // Above the chunks, the rows themselves: status and role as small numbers (SQL maps them), no string per row.
+    // CoreFacts.lastRole codes are indexes into ROLES, the roles ingest accepts.
     const pkList: number[] = [];
     const error: number[] = [];
     const turns: number[] = [];
     const lastRole: number[] = [];
-    let complete = true;
-    // Status and role as small numbers (SQL maps them): no string per row to create.
-    // CoreFacts.lastRole codes are indexes into ROLES, the roles ingest accepts.
     const roleCase = ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
-    const select = `SELECT pk, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE -1 END FROM conversations WHERE pk > ?`;
+    const select = `SELECT pk, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE ${NO_ROLE} END FROM conversations WHERE pk > ${columnSource.coveredPk} AND pk > ?`;
     for (const [pk, isError, nAssistant, role] of rowsByPk<[number, number, number, number]>(sqlite, select)) {
       pkList.push(pk);
       error.push(isError);
       turns.push(nAssistant);
-      // No stored last role (no messages): stages scan instead, and compute it from the messages.
-      if (role < 0) complete = false;
       lastRole.push(role);
     }
-    const coreFacts: CoreFacts | null = complete
-      ? { error: Uint8Array.from(error), assistantTurns: Int32Array.from(turns), lastRole: Uint8Array.from(lastRole), roles: ROLES }
-      : null;
+    parts.push({ pk: Int32Array.from(pkList), error: Uint8Array.from(error), turns: Int32Array.from(turns), lastRole: Uint8Array.from(lastRole) });
+    const n = parts.reduce((a, p) => a + p.pk.length, 0);
+    const all = { pk: new Int32Array(n), error: new Uint8Array(n), turns: new Int32Array(n), lastRole: new Uint8Array(n) };
+    let at = 0;
+    for (const p of parts) {
+      all.pk.set(p.pk, at);
+      all.error.set(p.error, at);
+      all.turns.set(p.turns, at);
+      all.lastRole.set(p.lastRole, at);
+      at += p.pk.length;
+    }
+    // No stored last role (no messages): stages scan instead, and compute it from the messages.
+    const complete = !all.lastRole.includes(NO_ROLE);
+    const coreFacts: CoreFacts | null = complete ? { error: all.error, assistantTurns: all.turns, lastRole: all.lastRole, roles: ROLES } : null;
     return {
-      pks: Int32Array.from(pkList),
+      pks: all.pk,
       core: coreFacts,
       maxFeedbackPk: Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m),
+      columns: columnSource,
     };
   })();
   // Ids are looked up when a stage needs one (rows never change, so any later read agrees with this snapshot).
@@ -169,7 +191,7 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
   const ws = new WorkingSet(pks, (pk) => idOf.get(pk) as string);
   const warm = new StageWarmer(config, ws.size);
   try {
-    return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm });
+    return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm, columns });
   } finally {
     await warm.done();
   }
@@ -216,13 +238,14 @@ interface RunStart {
   readonly maxFeedbackPk: number;
   readonly ingestSummary: IngestSummary;
   readonly warm: StageWarmer;
+  readonly columns: ColumnSource;
 }
 
 async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, start: RunStart): Promise<RunResult> {
-  const { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm } = start;
+  const { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm, columns } = start;
   const progress = opts.progress ?? silentProgress;
   const sqlite = store.sqlite;
-  const facts: RunFactsInternal = { outOverride: opts.out };
+  const facts: RunFactsInternal = { outOverride: opts.out, columns };
   const transforms: Transform[] = [];
   /** Whether a transform so far rewrites more than system messages (stored signals then no longer describe the text). */
   let textTransformed = false;
@@ -256,7 +279,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
         facts,
         stats,
         scan: (label, scanOpts) =>
-          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true, scanOpts?.fields, scanOpts?.where),
+          scanConversations(store, ws, { transforms: [...transforms], textTransformed }, progress, label ?? stage.name, scanOpts?.messages ?? true, scanOpts?.fields, scanOpts?.where, columns),
         drop: (i, reason) => {
           ws.drop(i, s, reason);
           const cat = reasonCategory(reason);
@@ -429,6 +452,7 @@ function* scanConversations(
   want: boolean | 'signals',
   fields?: readonly ScanField[],
   where?: (i: number) => boolean,
+  cache?: ColumnSource,
 ): Generator<ScannedConversation> {
   const n = ws.size;
   if (n === 0 || ws.alive === 0) return;
@@ -454,11 +478,8 @@ function* scanConversations(
   let total = ws.alive;
   if (where) for (let i = 0; i < n; i++) if (ws.isAlive(i) && !where(i)) total--;
   const task = progress.task(label, { total, unit: 'items' });
-  try {
-    // Mostly alive (the first stages): walk pk ranges. Mostly dropped, or only some wanted: read only those rows
-    // by pk, so the later stages do not pay for what the filter removed.
-    const rows = ws.alive * 2 > n && !where ? rangePages(store, ws, columns) : alivePages(store, ws, columns, where);
-    for (const page of rows) {
+  function* fromTable(pages: Iterable<[number, ScanRow][]>): Generator<ScannedConversation> {
+    for (const page of pages) {
       keepHeapNearLiveSet();
       signalsFiller?.fill(page);
       for (const [k, row] of page) {
@@ -467,10 +488,44 @@ function* scanConversations(
         yield new Scanned(k, row, shared);
       }
     }
+  }
+  // A lean scan of what the chunks of small columns hold (status, roles, turns, created_at, id, signals) reads
+  // them from the chunks (pipeline/columns.ts); the rows above the chunks come from the table.
+  const fromChunks = cache !== undefined && cache.count > 0 && lean && (optional & ~CHUNK_FIELDS) === 0;
+  try {
+    let after = 0;
+    if (fromChunks) {
+      const chunkShared: ChunkScanShared = { ...shared, fullRow: store.sqlite.prepare(`SELECT ${SCAN_COLUMNS} FROM conversations WHERE pk = ?`).raw() };
+      let k = 0;
+      for (let c = 0; c < cache.count && k < n; c++) {
+        keepHeapNearLiveSet();
+        const ch = cache.chunk(c);
+        if (ch === null) {
+          // Removed by a run of other code since this run's snapshot: its rows are still in the table.
+          yield* fromTable(rangePages(store, ws, columns, c * COLUMN_CHUNK, (c + 1) * COLUMN_CHUNK));
+          continue;
+        }
+        for (let r = 0; r < ch.n; r++) {
+          const pk = ch.pk[r]!;
+          while (k < n && ws.pks[k]! < pk) k++;
+          if (k === n) break;
+          if (ws.pks[k] !== pk || !ws.isAlive(k) || (where && !where(k))) continue;
+          task.tick(1);
+          yield new ChunkScanned(k, ch, r, chunkShared);
+        }
+      }
+      after = cache.coveredPk;
+    }
+    // Mostly alive (the first stages): walk pk ranges. Mostly dropped, or only some wanted: read only those rows
+    // by pk, so the later stages do not pay for what the filter removed.
+    yield* fromTable(ws.alive * 2 > n && !where ? rangePages(store, ws, columns, after) : alivePages(store, ws, columns, where, after));
   } finally {
     task.done();
   }
 }
+
+/** The optional fields the chunks of small columns hold (by OPTIONAL_FIELDS' bits). */
+const CHUNK_FIELDS = (1 << 1) | (1 << 5);
 
 /**
  * Signals for rows that have none yet (ingested before the store kept them) or whose stamp is from other code:
@@ -513,12 +568,11 @@ class SignalsFiller {
   }
 }
 
-/** Pages of [working-set index, row], read by pk range; rows not alive are skipped. */
-function* rangePages(store: Store, ws: WorkingSet, columns: ScanColumns): Generator<[number, ScanRow][]> {
+/** Pages of [working-set index, row], read by pk range (after < pk ≤ until); rows not alive are skipped. */
+function* rangePages(store: Store, ws: WorkingSet, columns: ScanColumns, after = 0, until?: number): Generator<[number, ScanRow][]> {
   const stmt = store.sqlite.prepare(`SELECT ${columns.select} FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk LIMIT ${SCAN_PAGE}`).raw();
   const n = ws.size;
-  const maxPk = ws.pks[n - 1]!;
-  let after = 0;
+  const maxPk = Math.min(until ?? Infinity, ws.pks[n - 1]!);
   let k = 0;
   for (;;) {
     // Pages, not one long iterator: a stage may query the store between conversations.
@@ -535,7 +589,7 @@ function* rangePages(store: Store, ws: WorkingSet, columns: ScanColumns): Genera
 }
 
 /** Pages of [working-set index, row] for the live rows only, fetched by pk lists. */
-function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns, where?: (i: number) => boolean): Generator<[number, ScanRow][]> {
+function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns, where?: (i: number) => boolean, after = 0): Generator<[number, ScanRow][]> {
   const statements = new Map<number, Database.Statement>();
   const query = (size: number): Database.Statement => {
     let st = statements.get(size);
@@ -544,6 +598,7 @@ function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns, where?:
   };
   const n = ws.size;
   let i = 0;
+  while (i < n && ws.pks[i]! <= after) i++;
   while (i < n) {
     const pks: number[] = [];
     const idx: number[] = [];
@@ -675,6 +730,79 @@ class Scanned implements ScannedConversation {
       this.signalsValue = (this.s.chain.textTransformed ? null : signalsFromStored(this.r[14])) ?? signalsFromMessages(this.messages);
     }
     return this.signalsValue;
+  }
+}
+
+interface ChunkScanShared extends ScanShared {
+  /** The whole row, for what a stage reads beyond the chunk's columns. */
+  readonly fullRow: Database.Statement;
+}
+
+/**
+ * One conversation of a scan read from a chunk of small columns (pipeline/columns.ts). Only lean scans come
+ * here, so the signals are always the stored ones; anything else a stage reads (text, tools, tags, model, …) is
+ * the conversation's whole row, fetched when first asked for.
+ */
+class ChunkScanned implements ScannedConversation {
+  private rowScan: Scanned | undefined;
+  constructor(
+    readonly i: number,
+    private readonly ch: ColumnChunk,
+    private readonly r: number,
+    private readonly s: ChunkScanShared,
+  ) {}
+  private row(): Scanned {
+    return (this.rowScan ??= new Scanned(this.i, this.s.fullRow.get(this.pk) as ScanRow, { ...this.s, fetched: ALL_PLACES, oneRow: null }));
+  }
+  get pk(): number {
+    return this.ch.pk[this.r]!;
+  }
+  get id(): string {
+    return this.ch.ids()[this.r]!;
+  }
+  get status(): 'ok' | 'error' {
+    return this.ch.error[this.r] ? 'error' : 'ok';
+  }
+  get createdAtMs(): number | null {
+    const v = this.ch.createdAt[this.r]!;
+    return Number.isNaN(v) ? null : v;
+  }
+  get sourceFile(): string {
+    return this.ch.files[this.ch.sourceFile[this.r]!]!;
+  }
+  get sourceLine(): number {
+    return this.ch.sourceLine[this.r]!;
+  }
+  get model(): string | null {
+    return this.row().model;
+  }
+  get userId(): string | null {
+    return this.row().userId;
+  }
+  get sessionId(): string | null {
+    return this.row().sessionId;
+  }
+  get tags(): Readonly<Record<string, unknown>> | null {
+    return this.row().tags;
+  }
+  get tools(): readonly unknown[] | null {
+    return this.row().tools;
+  }
+  get messages(): readonly Message[] {
+    return this.row().messages;
+  }
+  /** As Scanned: the stored role and turn count are exact only while no transform has run. */
+  private exactColumns(): boolean {
+    return this.s.chain.transforms.length === 0 && this.ch.lastRole[this.r] !== NO_ROLE;
+  }
+  get lastRole(): string | null {
+    return this.exactColumns() ? ROLES[this.ch.lastRole[this.r]!]! : this.row().lastRole;
+  }
+  get assistantTurns(): number {
+    return this.exactColumns() ? this.ch.nAssistant[this.r]! : this.row().assistantTurns;
+  }
+  get signals(): Signals {
+    return new ColumnSignals(this.ch, this.r);
   }
 }
 

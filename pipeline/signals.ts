@@ -152,6 +152,75 @@ export function signalsFromMessages(messages: readonly Message[]): Signals {
   return new ComputedSignals(messages);
 }
 
+/** Signals as numbers, a row of columns (pipeline/columns.ts keeps them so for the store's conversations). */
+export interface SignalColumns {
+  readonly refusal: Uint8Array;
+  /** key53 and length of the dedupe keys conversation, prompt, last_user: three per conversation. */
+  readonly keyHash: Float64Array;
+  readonly keyLength: Int32Array;
+  /** key53 of the first user message; NaN when there is none or it is empty. */
+  readonly firstUser: Float64Array;
+  readonly users: Int32Array;
+  /** The prompt's 64-bit hashText, as its high and low 32 bits. */
+  readonly promptHi: Uint32Array;
+  readonly promptLo: Uint32Array;
+}
+
+/** Lowercase hex digits at t[from, from + len) (at most 14: below 2^53, exact). No slice, no parseInt. */
+function hexAt(t: string, from: number, len: number): number {
+  let v = 0;
+  for (let i = from; i < from + len; i++) {
+    const ch = t.charCodeAt(i);
+    const d = ch >= 0x30 && ch <= 0x39 ? ch - 0x30 : ch >= 0x61 && ch <= 0x66 ? ch - 0x57 : -1;
+    if (d < 0) return NaN;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/** Stored signals text (valid: signalsFromStored accepted it) into row `k` of the columns. */
+export function decodeSignalsInto(t: string, c: SignalColumns, k: number): void {
+  c.refusal[k] = t.charCodeAt(8) === 0x31 ? 1 : 0;
+  for (let j = 0; j < 3; j++) {
+    c.keyHash[3 * k + j] = hexAt(t, KEY_AT[j]!, 14);
+    c.keyLength[3 * k + j] = hexAt(t, KEY_AT[j]! + 14, 8);
+  }
+  c.firstUser[k] = t.charCodeAt(75) === 0x2d ? NaN : hexAt(t, 75, 14);
+  c.users[k] = hexAt(t, 89, 8);
+  c.promptHi[k] = hexAt(t, 97, 8);
+  c.promptLo[k] = hexAt(t, 105, 8);
+}
+
+/** Row `k` of the columns as Signals: the same answers as the stored text they were decoded from. */
+export class ColumnSignals implements Signals {
+  constructor(
+    private readonly c: SignalColumns,
+    private readonly k: number,
+  ) {}
+  keyHash(key: SignalKey): number {
+    return this.c.keyHash[3 * this.k + KEY_SLOT[key]]!;
+  }
+  keyLength(key: SignalKey): number {
+    return this.c.keyLength[3 * this.k + KEY_SLOT[key]]!;
+  }
+  promptHashHex(): string {
+    return hex(this.c.promptHi[this.k]!, 8) + hex(this.c.promptLo[this.k]!, 8);
+  }
+  linkHashes(): number[] {
+    const out: number[] = [];
+    if (this.keyLength('prompt') > 0) out.push(this.keyHash('prompt'));
+    if (this.c.users[this.k]! > 1) {
+      const first = this.c.firstUser[this.k]!;
+      if (!Number.isNaN(first)) out.push(first);
+      if (this.keyLength('last_user') > 0) out.push(this.keyHash('last_user'));
+    }
+    return distinct(out);
+  }
+  defaultRefusal(): boolean {
+    return this.c.refusal[this.k] === 1;
+  }
+}
+
 const NIBBLE = '0123456789abcdef';
 const STAMP_HEX = hex(SIGNALS_STAMP, 8);
 

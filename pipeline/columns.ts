@@ -1,0 +1,192 @@
+/**
+ * The conversations' small columns kept a second time, column by column, in chunks of CHUNK consecutive pks
+ * (`conversation_columns`): status, assistant turns, last role, created_at, source, id and the signals decoded
+ * to numbers. A run reads its working set and the lean scans of dedupe, rebalance_refusals, split and lineage
+ * from these few blobs instead of materialising a SQLite row per conversation for each of them — at 200k that was
+ * ~0.75 s of every run (issue 6), on the first night and every night after.
+ *
+ * Never stale: conversation rows are never rewritten or deleted, and a new row's pk is always above every
+ * existing one (INTEGER PRIMARY KEY: max + 1). So a chunk whose pk range ends at or below the store's highest pk
+ * is closed — no row can ever join it — and what it holds is a pure function of its rows and of the code that
+ * computes signals. It is stamped with that code's hash and this layout (COLUMNS_STAMP); a chunk with another
+ * stamp is ignored and built again. The open chunk at the top (rows still arriving) is never kept: scans read
+ * those rows, and any beyond the chunks, from the table as before.
+ *
+ * Chunks are built by the first run that finds them missing, one pk range at a time, each in its own short
+ * write; another process holding the write lock only means that chunk is built by a later run.
+ */
+import type Database from 'better-sqlite3';
+import { ROLES } from '../schemas/log-record.js';
+import { decodeSignalsInto, encodeSignals, signalsFromStored, SIGNALS_STAMP, type SignalColumns } from './signals.js';
+import type { Message } from './stage.js';
+import { retryWhileBusy, type Store } from './store.js';
+
+/** Pks per chunk: chunk c holds the rows with c·CHUNK < pk ≤ (c+1)·CHUNK. */
+export const CHUNK = 16_384;
+
+const LAYOUT = 1;
+/** Which code a chunk was built by: this layout, the roles' codes, and the signals' own stamp. */
+export const COLUMNS_STAMP = `${LAYOUT}:${ROLES.join(',')}:${SIGNALS_STAMP}`;
+
+/** lastRole when the conversation has no messages. */
+export const NO_ROLE = 255;
+
+/** One decoded chunk: n rows in pk order. */
+export interface ColumnChunk extends SignalColumns {
+  readonly chunk: number;
+  readonly n: number;
+  readonly pk: Int32Array;
+  readonly error: Uint8Array;
+  readonly nAssistant: Int32Array;
+  /** Index into ROLES, or NO_ROLE. */
+  readonly lastRole: Uint8Array;
+  /** NaN when unknown. */
+  readonly createdAt: Float64Array;
+  readonly sourceLine: Int32Array;
+  /** Index into `files`. */
+  readonly sourceFile: Uint16Array;
+  readonly files: readonly string[];
+  /** The conversations' ids, parsed when first asked for. */
+  ids(): readonly string[];
+}
+
+/** Bytes per row of a chunk's blob. */
+const ROW_BYTES = 8 * 2 + 8 * 3 + 8 + 4 * 3 + 4 * 6 + 2 + 4;
+
+function layout(buf: ArrayBufferLike, byteOffset: number, n: number): Omit<ColumnChunk, 'chunk' | 'n' | 'files' | 'ids'> {
+  let at = byteOffset;
+  const view = <T>(C: new (b: ArrayBufferLike, o: number, l: number) => T, per: number, bytes: number): T => {
+    const v = new C(buf, at, n * per);
+    at += n * per * bytes;
+    return v;
+  };
+  return {
+    createdAt: view(Float64Array, 1, 8),
+    firstUser: view(Float64Array, 1, 8),
+    keyHash: view(Float64Array, 3, 8),
+    pk: view(Int32Array, 1, 4),
+    nAssistant: view(Int32Array, 1, 4),
+    sourceLine: view(Int32Array, 1, 4),
+    keyLength: view(Int32Array, 3, 4),
+    users: view(Int32Array, 1, 4),
+    promptHi: view(Uint32Array, 1, 4),
+    promptLo: view(Uint32Array, 1, 4),
+    sourceFile: view(Uint16Array, 1, 2),
+    error: view(Uint8Array, 1, 1),
+    lastRole: view(Uint8Array, 1, 1),
+    refusal: view(Uint8Array, 1, 1),
+  };
+}
+
+const ROLE_CASE = ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
+
+type SourceRow = [number, number, number, number, number | null, number, string, string, string | null];
+
+/** LOGCURATE_COLUMNS=0: runs neither build nor read chunks (everything from the table, as before them). */
+function disabled(): boolean {
+  return process.env.LOGCURATE_COLUMNS === '0';
+}
+
+/** Builds every closed chunk the store lacks (or holds under another stamp). Returns how many were built. */
+export function buildColumns(store: Store): number {
+  if (disabled()) return 0;
+  const sqlite = store.sqlite;
+  const maxPk = Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) FROM conversations`).pluck().get() as number) ?? 0);
+  const closed = Math.floor(maxPk / CHUNK);
+  if (closed === 0) return 0;
+  const have = new Set(sqlite.prepare(`SELECT chunk FROM conversation_columns WHERE stamp = ?`).pluck().all(COLUMNS_STAMP) as number[]);
+  if (have.size >= closed) return 0;
+  // Chunks of other code are never read again. (A run of that other code still reading them falls back to the
+  // table for a chunk it no longer finds.)
+  retryWhileBusy(() => sqlite.prepare(`DELETE FROM conversation_columns WHERE stamp <> ?`).run(COLUMNS_STAMP), 2_000);
+  const rows = sqlite.prepare(
+    `SELECT pk, status = 'error', n_assistant, CASE last_role ${ROLE_CASE} ELSE ${NO_ROLE} END, created_at_ms, source_line, source_file, id, signals
+     FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk`,
+  ).raw();
+  const messagesOf = sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck();
+  const save = sqlite.prepare(`INSERT OR REPLACE INTO conversation_columns (stamp, chunk, n, ids, files, data) VALUES (?, ?, ?, ?, ?, ?)`);
+  let built = 0;
+  for (let c = 0; c < closed; c++) {
+    if (have.has(c)) continue;
+    const { n, ids, files, data } = encodeChunk(rows.all(c * CHUNK, (c + 1) * CHUNK) as SourceRow[], (pk) => messagesOf.get(pk) as string);
+    try {
+      // A cache write: when another process holds the write lock for long, this chunk waits for a later run.
+      retryWhileBusy(() => save.run(COLUMNS_STAMP, c, n, ids, files, data), 2_000);
+      built++;
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
+      break;
+    }
+  }
+  return built;
+}
+
+function encodeChunk(rows: SourceRow[], messagesOf: (pk: number) => string): { n: number; ids: string; files: string; data: Buffer } {
+  const n = rows.length;
+  const data = Buffer.alloc(n * ROW_BYTES);
+  const c = layout(data.buffer, data.byteOffset, n);
+  const files: string[] = [];
+  const fileIndex = new Map<string, number>();
+  const ids: string[] = new Array<string>(n);
+  for (let k = 0; k < n; k++) {
+    const [pk, error, nAssistant, role, createdAt, sourceLine, sourceFile, id, signals] = rows[k]!;
+    c.pk[k] = pk;
+    c.error[k] = error;
+    c.nAssistant[k] = nAssistant;
+    c.lastRole[k] = role;
+    c.createdAt[k] = createdAt ?? NaN;
+    c.sourceLine[k] = sourceLine;
+    let f = fileIndex.get(sourceFile);
+    if (f === undefined) {
+      f = files.length;
+      if (f > 0xffff) throw new Error('internal: more source files in one chunk than its column holds');
+      files.push(sourceFile);
+      fileIndex.set(sourceFile, f);
+    }
+    c.sourceFile[k] = f;
+    ids[k] = id;
+    // Signals are computed here for rows that have none yet (or from other code), as a signals scan would.
+    const text = signalsFromStored(signals) !== null ? signals! : encodeSignals(JSON.parse(messagesOf(pk)) as Message[]);
+    decodeSignalsInto(text, c, k);
+  }
+  return { n, ids: JSON.stringify(ids), files: JSON.stringify(files), data };
+}
+
+/** The chunks a run reads: 0..count-1, all present under this code's stamp, as of the run's snapshot. */
+export class ColumnSource {
+  private readonly get: Database.Statement;
+  private constructor(
+    sqlite: Database.Database,
+    /** Chunks 0..count-1 are present; rows with pk above `coveredPk` come from the table. */
+    readonly count: number,
+  ) {
+    this.get = sqlite.prepare(`SELECT n, ids, files, data FROM conversation_columns WHERE chunk = ? AND stamp = ?`);
+  }
+
+  get coveredPk(): number {
+    return this.count * CHUNK;
+  }
+
+  /** The run's view: the leading run of chunks the store holds (read inside the run's snapshot). */
+  static open(sqlite: Database.Database): ColumnSource {
+    if (disabled()) return new ColumnSource(sqlite, 0);
+    const have = sqlite.prepare(`SELECT chunk FROM conversation_columns WHERE stamp = ? ORDER BY chunk`).pluck().all(COLUMNS_STAMP) as number[];
+    let count = 0;
+    while (count < have.length && have[count] === count) count++;
+    return new ColumnSource(sqlite, count);
+  }
+
+  /** Chunk c, or null if it is gone (removed by a run of other code since this run's snapshot). */
+  chunk(c: number): ColumnChunk | null {
+    const row = this.get.get(c, COLUMNS_STAMP) as { n: number; ids: string; files: string; data: Buffer } | undefined;
+    if (!row) return null;
+    if (row.data.length !== row.n * ROW_BYTES) throw new Error(`internal: conversation_columns chunk ${c} is ${row.data.length} bytes for ${row.n} rows`);
+    // Copied to a fresh buffer: a blob may start at any byte, Float64Array wants a multiple of 8.
+    const cols = layout(new Uint8Array(row.data).buffer, 0, row.n);
+    let ids: string[] | undefined;
+    const idsText = row.ids;
+    return { ...cols, chunk: c, n: row.n, files: JSON.parse(row.files) as string[], ids: () => (ids ??= JSON.parse(idsText) as string[]) };
+  }
+
+}
