@@ -16,6 +16,7 @@ import { indexOfPk, reasonCategory, SPLIT_TEST, WorkingSet } from './working-set
 import { canonicalJson } from './canonical.js';
 import { ROLES } from '../schemas/log-record.js';
 import { encodeDecisions } from './decisions.js';
+import { latestFeedback } from './feedback.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import { activeRuns, currentOwner, runAlive } from './owner.js';
 import { ColumnSignals, encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
@@ -324,34 +325,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
   }
 }
 
-/**
- * "latest": the event with the newest created_at; undated events count as older than dated ones, and ingest
- * order (pk) breaks ties. Events are read in pk order, so a later event wins a tie. In JS rather than a SQL
- * window function (row_number over log_id, which sorts every event): 320-350 -> 170-190 ms at 200k, the same
- * values (test/filter.test.ts compares the two).
- */
-export function latestFeedback(store: Store, ws: WorkingSet, name: string, maxPk: number): Float64Array {
-  const n = ws.size;
-  const out = new Float64Array(n).fill(NaN);
-  const newest = new Float64Array(n).fill(-Infinity);
-  const rows = rowsByPk<[number, number, number, number | null]>(
-    store.sqlite,
-    `SELECT f.pk AS pk, c.pk AS conv_pk, f.value, f.created_at_ms FROM feedback f JOIN conversations c ON c.id = f.log_id
-     WHERE f.name = ? AND f.pk <= ? AND f.pk > ?`,
-    [name, maxPk],
-  );
-  for (const [, convPk, value, at] of rows) {
-    const i = indexOfPk(ws.pks, convPk);
-    if (i === -1) continue;
-    const t = at === null ? -Infinity : at;
-    // The first event always passes (t ≥ -Infinity), an undated one included.
-    if (t >= newest[i]!) {
-      out[i] = value;
-      newest[i] = t;
-    }
-  }
-  return out;
-}
+export { latestFeedback } from './feedback.js';
 
 function sortKeys(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -341,6 +341,18 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (stamp, chunk)
   );
   `,
+  // v11: the latest-feedback fold of each feedback name, carried on by each run (pipeline/feedback.ts).
+  `
+  CREATE TABLE feedback_latest (
+    name TEXT PRIMARY KEY,
+    stamp TEXT NOT NULL,
+    max_feedback_pk INTEGER NOT NULL,
+    max_conversation_pk INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    orphans TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

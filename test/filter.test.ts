@@ -209,6 +209,63 @@ describe('filter: latest feedback in JS equals the SQL window-function definitio
       await store.close();
     }
   });
+
+  it('carried on from the kept fold, night after night, it still equals the definition', async () => {
+    const { openStore } = await import('../pipeline/store.js');
+    const { latestFeedback } = await import('../pipeline/runner.js');
+    const { WorkingSet } = await import('../pipeline/working-set.js');
+    const { prng } = await import('./support/pipeline.js');
+    const store = openStore(join(root, 'latest-nights.db'));
+    try {
+      const db = store.sqlite;
+      const rand = prng(29);
+      const conv = db.prepare(
+        `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line) VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'f', 0)`,
+      );
+      const event = db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, created_at_ms, source_file, source_line) VALUES (?, ?, ?, ?, ?, 'f', 0)`);
+      let convs = 0;
+      let events = 0;
+      /** A night: new conversations, and events for old, new and not yet stored ones (undated, tied, older). */
+      const night = (newConvs: number, newEvents: number): void =>
+        db.transaction(() => {
+          for (let k = 0; k < newConvs; k++) conv.run(`c${convs++}`);
+          for (let e = 0; e < newEvents; e++) {
+            const at = rand() < 0.2 ? null : Date.UTC(2024, 0, 1 + Math.floor(rand() * 6));
+            event.run(`k${events++}`, `c${Math.floor(rand() * (convs + 60))}`, rand() < 0.8 ? 'score' : 'thumbs', Math.floor(rand() * 50) / 10, at);
+          }
+        })();
+      const reference = db.prepare(
+        `SELECT c.pk, f.value FROM (
+           SELECT log_id, value, row_number() OVER (PARTITION BY log_id ORDER BY created_at_ms IS NULL, created_at_ms DESC, pk DESC) AS rn
+           FROM feedback WHERE name = ? AND pk <= ?) f
+         JOIN conversations c ON c.id = f.log_id WHERE f.rn = 1 AND c.pk <= ?`,
+      );
+      const kept = db.prepare(`SELECT max_feedback_pk AS f, max_conversation_pk AS c FROM feedback_latest WHERE name = 'score'`);
+      /** A run's view: conversations up to pk c, events up to pk f. */
+      const check = (c: number, f: number): void => {
+        const pks = Int32Array.from(db.prepare(`SELECT pk FROM conversations WHERE pk <= ? ORDER BY pk`).pluck().all(c) as number[]);
+        const ws = new WorkingSet(pks, Array.from(pks, (p) => `c${p - 1}`));
+        const expected = new Float64Array(ws.size).fill(NaN);
+        for (const [pk, v] of reference.raw().all('score', f, c) as [number, number][]) expected[pk - 1] = v;
+        expect(Array.from(latestFeedback(store, ws, 'score', f)), `view c=${c} f=${f}`).toEqual(Array.from(expected));
+        expect(kept.get()).toEqual({ f, c });
+      };
+      night(300, 2000);
+      check(convs, events);
+      for (let k = 0; k < 6; k++) {
+        night(k % 2 === 0 ? 40 : 0, 300);
+        check(convs, events);
+      }
+      // A view behind the kept fold (a run that started before another finished): folded from scratch.
+      check(convs - 30, events - 200);
+      // The view then moves on from that one again.
+      night(20, 200);
+      check(convs, events);
+      expect(Number(db.prepare(`SELECT count(*) FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = f.log_id)`).pluck().get())).toBeGreaterThan(50);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('filter: deciding from the working set\'s columns equals deciding from a scan', () => {

@@ -13,6 +13,7 @@ describe('store migrations', () => {
     // Turn the fresh store back into what v5 looked like.
     const old = new Database(path);
     old.exec(`
+      DROP TABLE feedback_latest;
       DROP TABLE conversation_columns;
       DROP TABLE emit_reuse;
       ALTER TABLE runs DROP COLUMN pid;
@@ -38,6 +39,7 @@ describe('store migrations', () => {
       expect(indexes).toEqual(['emit_reuse_out_dir', 'ingest_files_digest', 'runs_started']);
       expect(db.prepare(`SELECT count(*) FROM emit_reuse`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM conversation_columns`).pluck().get()).toBe(0);
+      expect(db.prepare(`SELECT count(*) FROM feedback_latest`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM run_decision_sets`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT id FROM conversations`).pluck().all()).toEqual(['kept']);
       // The old rows are still there, and still what SQL sees as run_decisions.
