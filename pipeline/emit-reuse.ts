@@ -23,6 +23,7 @@ import { createHash, hash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canonicalJson } from './canonical.js';
+import type Database from 'better-sqlite3';
 import { retryWhileBusy, type Store } from './store.js';
 
 export const FILE_NONE = 0;
@@ -81,114 +82,165 @@ export function renderKey(parts: RenderKeyParts): string {
   return hash('sha256', canonicalJson({ stamp: renderStamp(), ...parts }), 'hex');
 }
 
-/** The outcomes of one run's emit, in the order it settled them (working-set order, so ascending pk). */
+/** Bytes per outcome in a chunk's blob. */
+const OUTCOME_BYTES = 8 + 4 * 4 + 2 + 1 + 1 + DIGEST_BYTES;
+
+/** One chunk's columns over a blob of n outcomes: offset f64, pk/total/assistant/length, reason u16, file/flags u8, digests. */
+function outcomeColumns(buf: ArrayBufferLike, byteOffset: number, n: number) {
+  let at = byteOffset;
+  const view = <T>(C: new (b: ArrayBufferLike, o: number, l: number) => T, bytes: number): T => {
+    const v = new C(buf, at, n);
+    at += n * bytes;
+    return v;
+  };
+  return {
+    offset: view(Float64Array, 8),
+    pk: view(Int32Array, 4),
+    total: view(Int32Array, 4),
+    assistant: view(Int32Array, 4),
+    length: view(Uint32Array, 4),
+    reason: view(Uint16Array, 2),
+    file: view(Uint8Array, 1),
+    flags: view(Uint8Array, 1),
+    digests: new Uint8Array(buf, at, n * DIGEST_BYTES),
+  };
+}
+
+type OutcomeColumns = ReturnType<typeof outcomeColumns>;
+
+/** A chunk of outcomes as stored (one emit_reuse row). */
+export interface OutcomeChunk {
+  readonly chunk: number;
+  readonly n: number;
+  readonly reasons: string;
+  readonly prompts: string | null;
+  readonly data: Buffer;
+}
+
+/**
+ * The outcomes of one run's emit, in the order it settled them (working-set order, so ascending pk), handed to
+ * `sink` a chunk of CHUNK at a time: only the chunk being filled is held, whatever the run's size.
+ */
 export class OutcomeRecorder {
-  private pk: number[] = [];
-  private file: number[] = [];
-  private offset: number[] = [];
-  private length: number[] = [];
-  private total: number[] = [];
-  private assistant: number[] = [];
-  private flags: number[] = [];
-  private reason: number[] = [];
+  private buf = Buffer.alloc(CHUNK * OUTCOME_BYTES);
+  private cols: OutcomeColumns = outcomeColumns(this.buf.buffer, this.buf.byteOffset, CHUNK);
+  private n = 0;
+  private chunk = 0;
+  private recorded = 0;
   private readonly reasons: string[] = [];
   private readonly reasonIndex = new Map<string, number>();
-  private digests = Buffer.alloc(1024 * DIGEST_BYTES);
   /** truncate mode only: each written example's prompt hash (emit's both-splits check). */
-  private readonly prompts: (string | null)[] | null;
+  private prompts: (string | null)[] | null;
 
-  constructor(withPrompts: boolean) {
+  constructor(
+    private readonly withPrompts: boolean,
+    private readonly sink: (c: OutcomeChunk) => void,
+  ) {
     this.prompts = withPrompts ? [] : null;
   }
 
   get size(): number {
-    return this.pk.length;
+    return this.recorded;
   }
 
   written(pk: number, file: number, offset: number, length: number, total: number, assistant: number, flags: number, digest: string, prompt: string | null): void {
-    const k = this.push(pk, file, offset, length, total, assistant, flags, NO_REASON);
-    if (this.digests.length < (k + 1) * DIGEST_BYTES) {
-      const grown = Buffer.alloc(this.digests.length * 2);
-      this.digests.copy(grown);
-      this.digests = grown;
-    }
-    this.digests.write(digest, k * DIGEST_BYTES, DIGEST_BYTES, 'latin1');
-    this.prompts?.push(prompt);
+    const k = this.push(pk, file, offset, length, total, assistant, flags, NO_REASON, prompt);
+    this.buf.write(digest, this.cols.digests.byteOffset - this.buf.byteOffset + k * DIGEST_BYTES, DIGEST_BYTES, 'latin1');
+    this.full();
   }
 
   dropped(pk: number, reason: string, overLimit: number | undefined): void {
     let r = this.reasonIndex.get(reason);
     if (r === undefined) {
+      if (this.reasons.length >= NO_REASON) throw new Error('internal: too many distinct emit drop reasons to record');
       r = this.reasons.length;
       this.reasons.push(reason);
       this.reasonIndex.set(reason, r);
     }
-    this.push(pk, FILE_NONE, 0, 0, overLimit ?? -1, 0, overLimit === undefined ? 0 : FLAG_OVER_LIMIT, r);
-    this.prompts?.push(null);
+    this.push(pk, FILE_NONE, 0, 0, overLimit ?? -1, 0, overLimit === undefined ? 0 : FLAG_OVER_LIMIT, r, null);
+    this.full();
   }
 
-  private push(pk: number, file: number, offset: number, length: number, total: number, assistant: number, flags: number, reason: number): number {
-    if (this.reasons.length >= NO_REASON) throw new Error('internal: too many distinct emit drop reasons to record');
-    this.pk.push(pk);
-    this.file.push(file);
-    this.offset.push(offset);
-    this.length.push(length);
-    this.total.push(total);
-    this.assistant.push(assistant);
-    this.flags.push(flags);
-    this.reason.push(reason);
-    return this.pk.length - 1;
+  /** Hands over the last, partial chunk. */
+  finish(): void {
+    if (this.n > 0) this.flush();
+  }
+
+  private push(pk: number, file: number, offset: number, length: number, total: number, assistant: number, flags: number, reason: number, prompt: string | null): number {
+    const k = this.n++;
+    const c = this.cols;
+    c.offset[k] = offset;
+    c.pk[k] = pk;
+    c.total[k] = total;
+    c.assistant[k] = assistant;
+    c.length[k] = length;
+    c.reason[k] = reason;
+    c.file[k] = file;
+    c.flags[k] = flags;
+    this.prompts?.push(prompt);
+    this.recorded++;
+    return k;
+  }
+
+  private full(): void {
+    if (this.n === CHUNK) this.flush();
+  }
+
+  private flush(): void {
+    const n = this.n;
+    const data = Buffer.alloc(n * OUTCOME_BYTES);
+    const out = outcomeColumns(data.buffer, data.byteOffset, n);
+    const c = this.cols;
+    out.offset.set(c.offset.subarray(0, n));
+    out.pk.set(c.pk.subarray(0, n));
+    out.total.set(c.total.subarray(0, n));
+    out.assistant.set(c.assistant.subarray(0, n));
+    out.length.set(c.length.subarray(0, n));
+    out.reason.set(c.reason.subarray(0, n));
+    out.file.set(c.file.subarray(0, n));
+    out.flags.set(c.flags.subarray(0, n));
+    out.digests.set(c.digests.subarray(0, n * DIGEST_BYTES));
+    this.sink({ chunk: this.chunk++, n, reasons: JSON.stringify(this.reasons), prompts: this.prompts && JSON.stringify(this.prompts), data });
+    this.n = 0;
+    this.prompts = this.withPrompts ? [] : null;
+  }
+}
+
+/**
+ * Saves a run's outcome chunks as emit hands them over, each in a short write of its own. Should one write find
+ * the store busy for long, the rest are not written and `complete` is false: the run then keeps none.
+ */
+export class OutcomeStore {
+  private readonly insert;
+  complete = true;
+  constructor(
+    private readonly store: Store,
+    private readonly runId: string,
+    private readonly outDir: string,
+    private readonly key: string,
+  ) {
+    this.insert = store.sqlite.prepare(`INSERT INTO emit_reuse (run_id, chunk, out_dir, render_key, n, reasons, prompts, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+  }
+
+  save(c: OutcomeChunk): void {
+    if (!this.complete) return;
+    try {
+      retryWhileBusy(() => this.insert.run(this.runId, c.chunk, this.outDir, this.key, c.n, c.reasons, c.prompts, c.data), 5_000);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
+      this.complete = false;
+    }
   }
 
   /**
-   * Replaces what the store holds for `outDir` with these outcomes (one IMMEDIATE transaction). Called before the
-   * files are put in place: should that fail, the next run finds the older files with no outcomes of theirs, and
-   * builds every example.
+   * Once the run's files are complete, just before they are put in place: the folder's older outcomes go (and
+   * this run's too, if not all of them were saved). Should the files then fail to land, the next run finds the
+   * older files with no outcomes of theirs, and builds every example.
    */
-  save(store: Store, runId: string, outDir: string, key: string): void {
-    const del = store.sqlite.prepare(`DELETE FROM emit_reuse WHERE out_dir = ?`);
-    const ins = store.sqlite.prepare(`INSERT INTO emit_reuse (run_id, chunk, out_dir, render_key, n, reasons, prompts, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
-    const tx = store.sqlite.transaction(() => {
-      del.run(outDir);
-      for (let from = 0, chunk = 0; from < this.size; from += CHUNK, chunk++) {
-        const to = Math.min(this.size, from + CHUNK);
-        ins.run(runId, chunk, outDir, key, to - from, JSON.stringify(this.reasons), this.prompts && JSON.stringify(this.prompts.slice(from, to)), this.encode(from, to));
-      }
-    });
-    retryWhileBusy(() => tx.immediate(), 30_000);
-  }
-
-  /** Columns of outcomes from..to-1: offset f64, pk/total/assistant/length i32, reason u16, file/flags u8, digests. */
-  private encode(from: number, to: number): Buffer {
-    const n = to - from;
-    const buf = Buffer.alloc(n * (8 + 16 + 2 + 2 + DIGEST_BYTES));
-    const ab = buf.buffer;
-    let at = buf.byteOffset;
-    const view = <T>(C: new (b: ArrayBufferLike, o: number, l: number) => T, bytes: number): T => {
-      const v = new C(ab, at, n);
-      at += n * bytes;
-      return v;
-    };
-    const offset = view(Float64Array, 8);
-    const pk = view(Int32Array, 4);
-    const total = view(Int32Array, 4);
-    const assistant = view(Int32Array, 4);
-    const length = view(Uint32Array, 4);
-    const reason = view(Uint16Array, 2);
-    const file = view(Uint8Array, 1);
-    const flags = view(Uint8Array, 1);
-    for (let k = 0; k < n; k++) {
-      offset[k] = this.offset[from + k]!;
-      pk[k] = this.pk[from + k]!;
-      total[k] = this.total[from + k]!;
-      assistant[k] = this.assistant[from + k]!;
-      length[k] = this.length[from + k]!;
-      reason[k] = this.reason[from + k]!;
-      file[k] = this.file[from + k]!;
-      flags[k] = this.flags[from + k]!;
-    }
-    this.digests.copy(buf, at - buf.byteOffset, from * DIGEST_BYTES, to * DIGEST_BYTES);
-    return buf;
+  settle(): void {
+    const del = this.store.sqlite.prepare(`DELETE FROM emit_reuse WHERE out_dir = ? AND (run_id <> ? OR ?)`);
+    retryWhileBusy(() => del.run(this.outDir, this.runId, this.complete ? 0 : 1), 30_000);
   }
 }
 
@@ -226,22 +278,25 @@ const READ_BLOCK = 1 << 20;
 /** What a run can reuse: the outcomes of the run whose files are in the folder, with those files open. */
 export class ReuseSource {
   private readonly readers: (RangeReader | null)[];
+  private readonly get: Database.Statement;
+  /** The chunk decoded now (emit asks in ascending order: one chunk at a time is held). */
+  private current = -1;
+  private cols: OutcomeColumns | null = null;
+  private reasons: string[] = [];
+  private prompts: (string | null)[] | null = null;
 
   private constructor(
+    store: Store,
     readonly runId: string,
-    readonly pk: Int32Array,
-    readonly file: Uint8Array,
-    readonly offset: Float64Array,
-    readonly length: Uint32Array,
-    readonly total: Int32Array,
-    readonly assistant: Int32Array,
-    readonly flags: Uint8Array,
-    private readonly reason: (string | null)[],
-    private readonly digests: Buffer,
-    private readonly prompts: (string | null)[] | null,
+    private readonly outDir: string,
+    private readonly key: string,
+    private readonly withPrompts: boolean,
+    /** Every outcome's pk, ascending (for indexFor). */
+    private readonly pks: Int32Array,
     fds: { train: number; test: number },
   ) {
     this.readers = [null, new RangeReader(fds.train), new RangeReader(fds.test)];
+    this.get = store.sqlite.prepare(`SELECT n, reasons, prompts, data FROM emit_reuse WHERE run_id = ? AND chunk = ? AND out_dir = ? AND render_key = ?`);
   }
 
   /**
@@ -260,14 +315,14 @@ export class ReuseSource {
       | { manifest_json: string | null }
       | undefined;
     if (!run?.manifest_json) return { source: null, why: `the store has no succeeded run ${runId} into this folder` };
-    const rows = store.sqlite.prepare(`SELECT n, reasons, prompts, data FROM emit_reuse WHERE run_id = ? AND out_dir = ? AND render_key = ? ORDER BY chunk`).all(runId, outDir, key) as {
+    const chunks = store.sqlite.prepare(`SELECT chunk, n, prompts IS NOT NULL AS p FROM emit_reuse WHERE run_id = ? AND out_dir = ? AND render_key = ? ORDER BY chunk`).all(runId, outDir, key) as {
+      chunk: number;
       n: number;
-      reasons: string;
-      prompts: string | null;
-      data: Buffer;
+      p: number;
     }[];
-    if (rows.length === 0) return { source: null, why: `run ${runId} recorded no outcomes under this config's render key` };
-    if (withPrompts && rows.some((r) => r.prompts === null)) return { source: null, why: `run ${runId} recorded no prompts` };
+    if (chunks.length === 0) return { source: null, why: `run ${runId} recorded no outcomes under this config's render key` };
+    if (!chunks.every((c, k) => c.chunk === k && (c.n === CHUNK || k === chunks.length - 1))) return { source: null, why: `run ${runId}'s outcomes are incomplete` };
+    if (withPrompts && chunks.some((c) => !c.p)) return { source: null, why: `run ${runId} recorded no prompts` };
     const files = (JSON.parse(run.manifest_json) as { files?: { train?: FileRecord; test?: FileRecord } }).files;
     if (!files?.train || !files.test) return { source: null, why: `run ${runId}'s manifest has no file records` };
     const fds: number[] = [];
@@ -284,80 +339,88 @@ export class ReuseSource {
       closeFds(fds);
       return { source: null, why: `cannot read the previous files: ${(err as Error).message}` };
     }
-    return { source: ReuseSource.decode(runId, rows, { train: fds[0]!, test: fds[1]! }, withPrompts), why: '' };
-  }
-
-  private static decode(runId: string, rows: { n: number; reasons: string; prompts: string | null; data: Buffer }[], fds: { train: number; test: number }, withPrompts: boolean): ReuseSource {
-    const n = rows.reduce((a, r) => a + r.n, 0);
-    const offset = new Float64Array(n);
-    const pk = new Int32Array(n);
-    const total = new Int32Array(n);
-    const assistant = new Int32Array(n);
-    const length = new Uint32Array(n);
-    const reason: (string | null)[] = new Array<string | null>(n);
-    const file = new Uint8Array(n);
-    const flags = new Uint8Array(n);
-    const digests = Buffer.alloc(n * DIGEST_BYTES);
-    const prompts: (string | null)[] | null = withPrompts ? [] : null;
-    let k = 0;
-    for (const r of rows) {
-      const m = r.n;
-      if (r.data.length !== m * (8 + 16 + 2 + 2 + DIGEST_BYTES)) throw new Error(`internal: an emit_reuse chunk of run ${runId} is ${r.data.length} bytes for ${m} outcomes`);
-      // Copied into an aligned buffer: a blob from SQLite may start anywhere, Float64Array wants a multiple of 8.
-      const data = new Uint8Array(r.data).buffer;
-      let at = 0;
-      const view = <T extends { length: number }>(C: new (b: ArrayBufferLike, o: number, l: number) => T, bytes: number): T => {
-        const v = new C(data, at, m);
-        at += m * bytes;
-        return v;
-      };
-      offset.set(view(Float64Array, 8), k);
-      pk.set(view(Int32Array, 4), k);
-      total.set(view(Int32Array, 4), k);
-      assistant.set(view(Int32Array, 4), k);
-      length.set(view(Uint32Array, 4), k);
-      const reasonAt = view(Uint16Array, 2);
-      file.set(view(Uint8Array, 1), k);
-      flags.set(view(Uint8Array, 1), k);
-      digests.set(new Uint8Array(data, at, m * DIGEST_BYTES), k * DIGEST_BYTES);
-      const names = JSON.parse(r.reasons) as string[];
-      for (let j = 0; j < m; j++) reason[k + j] = reasonAt[j] === NO_REASON ? null : names[reasonAt[j]!]!;
-      if (prompts) prompts.push(...(JSON.parse(r.prompts!) as (string | null)[]));
-      k += m;
+    const pks = new Int32Array(chunks.reduce((a, c) => a + c.n, 0));
+    const data = store.sqlite.prepare(`SELECT data FROM emit_reuse WHERE run_id = ? AND chunk = ?`).pluck();
+    for (const c of chunks) {
+      const blob = data.get(runId, c.chunk) as Buffer;
+      if (blob.length !== c.n * OUTCOME_BYTES) throw new Error(`internal: emit_reuse chunk ${c.chunk} of run ${runId} is ${blob.length} bytes for ${c.n} outcomes`);
+      // The pks are the blob's second column (after the offsets), at a byte offset that need not be aligned here.
+      for (let k = 0; k < c.n; k++) pks[c.chunk * CHUNK + k] = blob.readInt32LE(8 * c.n + 4 * k);
     }
-    return new ReuseSource(runId, pk, file, offset, length, total, assistant, flags, reason, digests, prompts, fds);
+    return { source: new ReuseSource(store, runId, outDir, key, withPrompts, pks, { train: fds[0]!, test: fds[1]! }), why: '' };
   }
 
   get size(): number {
-    return this.pk.length;
+    return this.pks.length;
   }
 
   /** For each working-set index, the outcome recorded for its pk, or -1 (both lists ascend: one merge). */
   indexFor(pks: Int32Array): Int32Array {
     const at = new Int32Array(pks.length).fill(-1);
     let e = 0;
-    for (let i = 0; i < pks.length && e < this.pk.length; i++) {
-      while (e < this.pk.length && this.pk[e]! < pks[i]!) e++;
-      if (e < this.pk.length && this.pk[e] === pks[i]) at[i] = e;
+    for (let i = 0; i < pks.length && e < this.pks.length; i++) {
+      while (e < this.pks.length && this.pks[e]! < pks[i]!) e++;
+      if (e < this.pks.length && this.pks[e] === pks[i]) at[i] = e;
     }
     return at;
   }
 
+  /** Outcome e's chunk, decoded; returns e's index in it. (Call it before reading this.cols: it may replace them.) */
+  private at(e: number): number {
+    const c = Math.floor(e / CHUNK);
+    if (c !== this.current) {
+      const row = this.get.get(this.runId, c, this.outDir, this.key) as { n: number; reasons: string; prompts: string | null; data: Buffer } | undefined;
+      if (!row) throw new Error(`internal: emit_reuse chunk ${c} of run ${this.runId} went missing during the run`);
+      // Copied into an aligned buffer: a blob from SQLite may start anywhere, Float64Array wants a multiple of 8.
+      this.cols = outcomeColumns(new Uint8Array(row.data).buffer, 0, row.n);
+      this.reasons = JSON.parse(row.reasons) as string[];
+      this.prompts = this.withPrompts && row.prompts !== null ? (JSON.parse(row.prompts) as (string | null)[]) : null;
+      this.current = c;
+    }
+    return e - c * CHUNK;
+  }
+
+  file(e: number): number {
+    const k = this.at(e);
+    return this.cols!.file[k]!;
+  }
+
+  flags(e: number): number {
+    const k = this.at(e);
+    return this.cols!.flags[k]!;
+  }
+
+  total(e: number): number {
+    const k = this.at(e);
+    return this.cols!.total[k]!;
+  }
+
+  assistant(e: number): number {
+    const k = this.at(e);
+    return this.cols!.assistant[k]!;
+  }
+
   /** Outcome e's line, newline included, as the previous run wrote it. */
   bytes(e: number): Buffer {
-    return this.readers[this.file[e]!]!.read(this.offset[e]!, this.length[e]!);
+    const k = this.at(e);
+    const c = this.cols!;
+    return this.readers[c.file[k]!]!.read(c.offset[k]!, c.length[k]!);
   }
 
   digest(e: number): string {
-    return this.digests.toString('latin1', e * DIGEST_BYTES, (e + 1) * DIGEST_BYTES);
+    const k = this.at(e);
+    const d = this.cols!.digests;
+    return Buffer.from(d.buffer, d.byteOffset + k * DIGEST_BYTES, DIGEST_BYTES).toString('latin1');
   }
 
   dropReason(e: number): string {
-    return this.reason[e]!;
+    const k = this.at(e);
+    return this.reasons[this.cols!.reason[k]!]!;
   }
 
   prompt(e: number): string | null {
-    return this.prompts?.[e] ?? null;
+    const k = this.at(e);
+    return this.prompts?.[k] ?? null;
   }
 
   close(): void {

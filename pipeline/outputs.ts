@@ -21,7 +21,7 @@ import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { JobError } from './errors.js';
 import { activeRuns, currentOwner, ownerAlive } from './owner.js';
-import type { OutcomeRecorder } from './emit-reuse.js';
+import type { OutcomeStore } from './emit-reuse.js';
 
 /**
  * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
@@ -349,7 +349,7 @@ export class OutputWriter {
     const names = ['train.jsonl', 'test.jsonl', ...(p.lineage ? ['lineage.jsonl'] : []), ...(p.report ? ['report.html'] : []), 'manifest.json'];
     // Outputs this run does not produce would describe an older run: they go when the new files land.
     const stale = ['lineage.jsonl', 'report.html'].filter((n) => !names.includes(n));
-    a.outcomes?.recorder.save(ctx.store, run.runId, this.o.outDir, a.outcomes.key);
+    a.outcomes?.settle();
     this.install(this.staging, names, stale);
     rmSync(this.staging, { recursive: true, force: true });
     return { manifest, outDir: this.o.outDir, written: names.map((n) => join(this.o.outDir, n)) };
@@ -362,7 +362,7 @@ interface HandoffArgs {
   readonly warnings: string[];
   readonly ctx: StageContext;
   /** What emit made of each conversation, saved for the next run into this folder (pipeline/emit-reuse.ts). */
-  readonly outcomes?: { readonly recorder: OutcomeRecorder; readonly key: string };
+  readonly outcomes?: OutcomeStore;
 }
 
 const STAGING_PREFIX = '.staging-';

@@ -150,7 +150,8 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
     for (let c = 0; c < columnSource.count; c++) {
       const ch = columnSource.chunk(c);
       if (!ch) throw new Error(`internal: conversation_columns chunk ${c} is missing inside the run's snapshot`);
-      parts.push({ pk: ch.pk, error: ch.error, turns: ch.nAssistant, lastRole: ch.lastRole });
+      // Copies: the views would keep each chunk's whole buffer (every column) alive until the end of the load.
+      parts.push({ pk: ch.pk.slice(), error: ch.error.slice(), turns: ch.nAssistant.slice(), lastRole: ch.lastRole.slice() });
     }
     // Above the chunks, the rows themselves: status and role as small numbers (SQL maps them), no string per row.
     // CoreFacts.lastRole codes are indexes into ROLES, the roles ingest accepts.

@@ -19,7 +19,7 @@ import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import { TokenCache } from '../pipeline/token-cache.js';
 import { TokenCounter } from '../pipeline/token-counter.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
-import { FILE_NONE, FILE_TEST, FILE_TRAIN, FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorder, renderKey, ReuseSource } from '../pipeline/emit-reuse.js';
+import { FILE_NONE, FILE_TEST, FILE_TRAIN, FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorder, OutcomeStore, renderKey, ReuseSource } from '../pipeline/emit-reuse.js';
 
 export const emitParams = z.strictObject({
   dir: z.string().min(1),
@@ -243,7 +243,9 @@ export default defineStage({
     const reuseAt = reuse ? reuse.indexFor(ctx.ws.pks) : null;
     // Reused where recorded, unless the refusal verdict would need the text (no rebalance verdict, but a detector).
     const reusable = (i: number): boolean => reuseAt !== null && reuseAt[i]! >= 0 && (ctx.ws.refusal[i] !== REFUSAL_UNKNOWN || !detectRefusal);
-    const recorder = new OutcomeRecorder(truncate);
+    // What this run makes of each conversation, saved as it goes (not on a dry run: it writes no files).
+    const outcomes = ctx.dryRun ? null : new OutcomeStore(ctx.store, ctx.runId, outDir, key);
+    const recorder = new OutcomeRecorder(truncate, (c) => outcomes?.save(c));
     let reused = 0;
     type Pending = { readonly i: number; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat | { readonly reuse: number } };
     const drop = (pend: Pending, split: SplitAccumulator, reason: string, overLimit: number | undefined): void => {
@@ -285,8 +287,8 @@ export default defineStage({
     const settleReused = (pend: Pending, split: SplitAccumulator, e: number): void => {
       const r = reuse!;
       reused++;
-      const flags = r.flags[e]!;
-      if (r.file[e] === FILE_NONE) return drop(pend, split, r.dropReason(e), flags & FLAG_OVER_LIMIT ? r.total[e]! : undefined);
+      const flags = r.flags(e);
+      if (r.file(e) === FILE_NONE) return drop(pend, split, r.dropReason(e), flags & FLAG_OVER_LIMIT ? r.total(e) : undefined);
       if (flags & FLAG_TRUNCATED) {
         split.overLimit++;
         truncated++;
@@ -294,7 +296,7 @@ export default defineStage({
       const prompt = r.prompt(e);
       if (prompts && prompt !== null) (pend.isTest ? prompts.test : prompts.train).add(prompt);
       if (flags & FLAG_NO_SYSTEM_OR_USER) noSystemOrUserSeen(pend.i);
-      const tokens = { total: r.total[e]!, assistant: r.assistant[e]! };
+      const tokens = { total: r.total(e), assistant: r.assistant(e) };
       ctx.ws.tokens[pend.i] = tokens.total;
       ctx.ws.line[pend.i] = split.writeBytes(r.bytes(e), r.digest(e), tokens, limit, pend.refusal);
       record(pend, split, tokens, flags, prompt);
@@ -388,7 +390,8 @@ export default defineStage({
         `emit: ${nTrain} train example(s), fewer than min_examples ${p.min_examples}; no files were written (the previous run's files are untouched)`,
       );
     }
-    facts.emit = writer.handoff({ params: p, model, warnings, ctx, outcomes: { recorder, key } });
+    recorder.finish();
+    facts.emit = writer.handoff({ params: p, model, warnings, ctx, outcomes: outcomes ?? undefined });
   },
 });
 

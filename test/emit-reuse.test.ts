@@ -10,7 +10,9 @@ import { writeSample } from '../data/generate.js';
 import { openStore, type Store } from '../pipeline/store.js';
 import { ingest } from '../pipeline/ingest.js';
 import { runConfigFile, type RunResult } from '../pipeline/runner.js';
-import { renderKey, type RenderKeyParts } from '../pipeline/emit-reuse.js';
+import { FILE_NONE, FILE_TEST, FILE_TRAIN, OutcomeRecorder, OutcomeStore, renderKey, ReuseSource, type RenderKeyParts } from '../pipeline/emit-reuse.js';
+import { lineDigest } from '../pipeline/outputs.js';
+import { createHash } from 'node:crypto';
 import { jsonl, tempDir } from './support/tmp.js';
 import { prng, words } from './support/pipeline.js';
 
@@ -213,6 +215,90 @@ describe('emit reuse', () => {
       expect(stats.reuse.built).toBeGreaterThan(0);
       expect(stats.truncated).toBe((await emitStats(join(root, `cold-long-${overLimit}.db`), coldRun.result.runId)).truncated);
       expectSameOutputs({ out, result: second }, coldRun);
+    }
+  });
+
+  it('outcomes of several chunks come back exactly, a chunk at a time; an incomplete set is not used', async () => {
+    // Straight through the recorder and the source, with files and a run record as a run leaves them.
+    const db = join(root, 'chunks.db');
+    const out = join(root, 'chunks-out');
+    mkdirSync(out, { recursive: true });
+    const rand = prng(5);
+    const n = 2 * 16_384 + 777;
+    const lines: Buffer[][] = [[], [], []];
+    const expected: { pk: number; file: number; total: number; assistant: number; flags: number; reason: string | null; line: Buffer | null; digest: string }[] = [];
+    const key = 'k'.repeat(64);
+    await query(db, (sqlite) => {
+      sqlite.prepare(`INSERT INTO runs (id, name, config_json, config_sha256, seed, status, started_at, out_dir) VALUES ('r1', 'n', '{}', 'x', 0, 'running', 'now', ?)`).run(out);
+    });
+    const store = openStore(db);
+    try {
+      const saved = new OutcomeStore(store, 'r1', out, key);
+      const recorder = new OutcomeRecorder(false, (c) => saved.save(c));
+      const sizes = [0, 0, 0];
+      for (let k = 0; k < n; k++) {
+        const pk = 3 * k + 1 + (k % 3);
+        if (rand() < 0.05) {
+          const reason = rand() < 0.5 ? 'over_limit' : `invalid:kind${k % 4}`;
+          const over = reason === 'over_limit' ? 70_000 + k : undefined;
+          recorder.dropped(pk, reason, over);
+          expected.push({ pk, file: FILE_NONE, total: over ?? -1, assistant: 0, flags: over === undefined ? 0 : 4, reason, line: null, digest: '' });
+          continue;
+        }
+        const file = rand() < 0.8 ? FILE_TRAIN : FILE_TEST;
+        const line = Buffer.from(`{"n":${k},"t":"${'é'.repeat(k % 7)}"}\n`);
+        const digest = lineDigest(line);
+        const flags = k % 11 === 0 ? 1 : k % 13 === 0 ? 2 : 0;
+        recorder.written(pk, file, sizes[file]!, line.length, k + 10, k % 50, flags, digest, null);
+        lines[file]!.push(line);
+        sizes[file]! += line.length;
+        expected.push({ pk, file, total: k + 10, assistant: k % 50, flags, reason: null, line, digest });
+      }
+      recorder.finish();
+      expect(saved.complete).toBe(true);
+      const files: Record<string, { bytes: number; sha256: string }> = {};
+      for (const [name, f] of [['train', FILE_TRAIN], ['test', FILE_TEST]] as const) {
+        const bytes = Buffer.concat(lines[f]!);
+        writeFileSync(join(out, `${name}.jsonl`), bytes);
+        files[name] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+      }
+      writeFileSync(join(out, 'manifest.json'), JSON.stringify({ run: { id: 'r1' } }));
+      store.sqlite.prepare(`UPDATE runs SET status = 'succeeded', manifest_json = ? WHERE id = 'r1'`).run(JSON.stringify({ files }));
+
+      const { source, why } = ReuseSource.open(store, out, key, false);
+      expect(why).toBe('');
+      const r = source!;
+      expect(r.size).toBe(n);
+      // Working-set pks: every recorded one, and others between them.
+      const wsPks = Int32Array.from({ length: 3 * n + 3 }, (_, k) => k + 1);
+      const at = r.indexFor(wsPks);
+      let found = 0;
+      for (let i = 0; i < wsPks.length; i++) {
+        if (at[i] === -1) continue;
+        const e = at[i]!;
+        const want = expected[e]!;
+        expect(wsPks[i]).toBe(want.pk);
+        const got = {
+          pk: wsPks[i]!,
+          file: r.file(e),
+          total: r.total(e),
+          assistant: r.assistant(e),
+          flags: r.flags(e),
+          reason: r.file(e) === FILE_NONE ? r.dropReason(e) : null,
+          line: r.file(e) === FILE_NONE ? null : Buffer.from(r.bytes(e)),
+          digest: r.file(e) === FILE_NONE ? '' : r.digest(e),
+        };
+        expect(got).toEqual(want);
+        found++;
+      }
+      expect(found).toBe(n);
+      r.close();
+
+      // A chunk lost (the second of three): nothing is reused.
+      store.sqlite.prepare(`DELETE FROM emit_reuse WHERE chunk = 1`).run();
+      expect(ReuseSource.open(store, out, key, false)).toMatchObject({ source: null, why: expect.stringContaining('incomplete') });
+    } finally {
+      await store.close();
     }
   });
 
