@@ -19,7 +19,7 @@ import type Database from 'better-sqlite3';
 import { ROLES } from '../schemas/log-record.js';
 import { decodeSignalsInto, encodeSignals, signalsFromStored, SIGNALS_STAMP, type SignalColumns } from './signals.js';
 import type { Message } from './stage.js';
-import { retryWhileBusy, type Store } from './store.js';
+import { cacheWrite, type Store } from './store.js';
 
 /** Pks per chunk: chunk c holds the rows with c·CHUNK < pk ≤ (c+1)·CHUNK. */
 export const CHUNK = 16_384;
@@ -98,7 +98,7 @@ export function buildColumns(store: Store): number {
   if (have.size >= closed) return 0;
   // Chunks of other code are never read again. (A run of that other code still reading them falls back to the
   // table for a chunk it no longer finds.)
-  retryWhileBusy(() => sqlite.prepare(`DELETE FROM conversation_columns WHERE stamp <> ?`).run(COLUMNS_STAMP), 2_000);
+  if (!cacheWrite(() => sqlite.prepare(`DELETE FROM conversation_columns WHERE stamp <> ?`).run(COLUMNS_STAMP))) return 0;
   const rows = sqlite.prepare(
     `SELECT pk, status = 'error', n_assistant, CASE last_role ${ROLE_CASE} ELSE ${NO_ROLE} END, created_at_ms, source_line, source_file, id, signals
      FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk`,
@@ -109,18 +109,13 @@ export function buildColumns(store: Store): number {
   for (let c = 0; c < closed; c++) {
     if (have.has(c)) continue;
     const { n, ids, files, data } = encodeChunk(rows.all(c * CHUNK, (c + 1) * CHUNK) as SourceRow[], (pk) => messagesOf.get(pk) as string);
-    try {
-      // A cache write: when another process holds the write lock for long, this chunk waits for a later run.
-      retryWhileBusy(() => save.run(COLUMNS_STAMP, c, n, ids, files, data), 2_000);
-      built++;
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
-      break;
-    }
+    // When another process holds the write lock for long, this chunk and the rest wait for a later run.
+    if (!cacheWrite(() => save.run(COLUMNS_STAMP, c, n, ids, files, data))) break;
+    built++;
   }
   return built;
 }
+
 
 function encodeChunk(rows: SourceRow[], messagesOf: (pk: number) => string): { n: number; ids: string; files: string; data: Buffer } {
   const n = rows.length;

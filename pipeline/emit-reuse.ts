@@ -24,7 +24,7 @@ import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canonicalJson } from './canonical.js';
 import type Database from 'better-sqlite3';
-import { retryWhileBusy, type Store } from './store.js';
+import { cacheWrite, retryWhileBusy, type Store } from './store.js';
 
 export const FILE_NONE = 0;
 export const FILE_TRAIN = 1;
@@ -223,14 +223,7 @@ export class OutcomeStore {
   }
 
   save(c: OutcomeChunk): void {
-    if (!this.complete) return;
-    try {
-      retryWhileBusy(() => this.insert.run(this.runId, c.chunk, this.outDir, this.key, c.n, c.reasons, c.prompts, c.data), 5_000);
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
-      this.complete = false;
-    }
+    if (this.complete) this.complete = cacheWrite(() => this.insert.run(this.runId, c.chunk, this.outDir, this.key, c.n, c.reasons, c.prompts, c.data), 5_000);
   }
 
   /**

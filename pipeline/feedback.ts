@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
-import { retryWhileBusy, rowsByPk, type Store } from './store.js';
+import { cacheWrite, rowsByPk, type Store } from './store.js';
 import { indexOfPk, type WorkingSet } from './working-set.js';
 
 const STAMP = createHash('sha256')
@@ -193,10 +193,5 @@ function saveFold(store: Store, name: string, fold: Fold): void {
   const save = store.sqlite.prepare(
     `INSERT OR REPLACE INTO feedback_latest (name, stamp, max_feedback_pk, max_conversation_pk, n, data, orphans) VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
-  try {
-    retryWhileBusy(() => save.run(name, STAMP, fold.f, fold.c, n, data, JSON.stringify(fold.orphans)), 2_000);
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? '';
-    if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
-  }
+  cacheWrite(() => save.run(name, STAMP, fold.f, fold.c, n, data, JSON.stringify(fold.orphans)));
 }

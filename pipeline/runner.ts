@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
-import { openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
+import { cacheWrite, openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
 
 const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
 import type { CoreFacts, FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, Transform } from './stage.js';
-import { indexOfPk, reasonCategory, SPLIT_TEST, WorkingSet } from './working-set.js';
+import { indexOfPk, reasonCategory, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
 import { ROLES } from '../schemas/log-record.js';
 import { encodeDecisions } from './decisions.js';
@@ -534,12 +534,7 @@ class SignalsFiller {
       r[14] = stored;
       saved.push([stored, r[0]]);
     }
-    try {
-      retryWhileBusy(() => this.save.immediate(saved), 2_000);
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
-    }
+    cacheWrite(() => this.save.immediate(saved));
   }
 }
 

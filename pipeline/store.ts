@@ -430,6 +430,26 @@ export function* rowsByPk<Row extends readonly unknown[]>(sqlite: Database.Datab
   }
 }
 
+/** SQLite reports the database busy or locked (another process holds the lock). */
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
+}
+
+/**
+ * A cache write (token counts, signals, column chunks, the feedback fold, emit's outcomes): retried while the
+ * store is busy for up to `ms`, then skipped — false — never failing the run. A later run writes it instead.
+ */
+export function cacheWrite(write: () => unknown, ms = 2_000): boolean {
+  try {
+    retryWhileBusy(write, ms);
+    return true;
+  } catch (err) {
+    if (!isBusy(err)) throw err;
+    return false;
+  }
+}
+
 /** Runs `fn`, retrying every 20 ms while SQLite reports the database busy or locked, up to `ms`. */
 export function retryWhileBusy<T>(fn: () => T, ms: number): T {
   const until = Date.now() + ms;
@@ -438,8 +458,7 @@ export function retryWhileBusy<T>(fn: () => T, ms: number): T {
     try {
       return fn();
     } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw err;
+      if (!isBusy(err)) throw err;
       if (Date.now() >= until) throw err;
       Atomics.wait(pause, 0, 0, 20);
     }

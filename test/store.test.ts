@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStore, SCHEMA_VERSION } from '../pipeline/store.js';
+import { cacheWrite, openStore, SCHEMA_VERSION } from '../pipeline/store.js';
 import { tempDir } from './support/tmp.js';
 
 const root = tempDir('logcurate-store-');
@@ -49,6 +49,29 @@ describe('store migrations', () => {
       expect(db.prepare(`SELECT id, status, pid, host FROM runs`).all()).toEqual([{ id: 'r', status: 'succeeded', pid: null, host: null }]);
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('cache writes', () => {
+  it('wait a while for a busy store, then give up without failing; other errors still fail', async () => {
+    const path = join(root, 'busy.db');
+    const store = openStore(path);
+    const other = new Database(path);
+    try {
+      const write = (): unknown => store.sqlite.prepare(`INSERT INTO feedback_latest (name, stamp, max_feedback_pk, max_conversation_pk, n, data, orphans) VALUES ('x', 's', 0, 0, 0, x'', '[]')`).run();
+      other.pragma('busy_timeout = 0');
+      store.sqlite.pragma('busy_timeout = 0');
+      other.exec('BEGIN IMMEDIATE');
+      const t0 = Date.now();
+      expect(cacheWrite(write, 150)).toBe(false);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+      other.exec('ROLLBACK');
+      expect(cacheWrite(write, 150)).toBe(true);
+      expect(() => cacheWrite(write, 150)).toThrow(/UNIQUE/);
+    } finally {
+      other.close();
       await store.close();
     }
   });
