@@ -326,24 +326,25 @@ export default defineStage({
       let window: Pending[] = [];
       let built = 0;
       let inFlight: Promise<Pending[]> | null = null;
-      const push = async (pend: Pending): Promise<void> => {
+      /** Queues one conversation; when that fills the window, returns what to await (else null: no await per item). */
+      const push = (pend: Pending): Promise<void> | null => {
         window.push(pend);
         if (!('reuse' in pend.built)) built++;
-        if (built >= WINDOW || window.length >= WINDOW_ITEMS) {
-          // Build the next window while this one is counted; lines are still written strictly in scan order.
-          const previous: Promise<Pending[]> | null = inFlight;
-          inFlight = count(window);
-          window = [];
-          built = 0;
-          if (previous) for (const pend of await previous) settle(pend);
-        }
+        if (built < WINDOW && window.length < WINDOW_ITEMS) return null;
+        // Build the next window while this one is counted; lines are still written strictly in scan order.
+        const previous: Promise<Pending[]> | null = inFlight;
+        inFlight = count(window);
+        window = [];
+        built = 0;
+        return previous && previous.then((done) => done.forEach(settle));
       };
       /** Queues the reused conversations before working-set index `to` (they are not scanned). */
       let next = 0;
       const pushReused = async (to: number): Promise<void> => {
         for (; next < to; next++) {
           if (!ctx.ws.isAlive(next) || !reusable(next)) continue;
-          await push({ i: next, isTest: ctx.ws.split[next] === SPLIT_TEST, refusal: ctx.ws.refusal[next] === REFUSAL_YES, built: { reuse: reuseAt![next]! } });
+          const full = push({ i: next, isTest: ctx.ws.split[next] === SPLIT_TEST, refusal: ctx.ws.refusal[next] === REFUSAL_YES, built: { reuse: reuseAt![next]! } });
+          if (full) await full;
         }
       };
       // Text and tools only: ids are looked up for the few examples a warning or an error names.
@@ -355,7 +356,8 @@ export default defineStage({
         // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
         const verdict = ctx.ws.refusal[c.i]!;
         const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;
-        await push({ i: c.i, isTest, refusal, built: b });
+        const full = push({ i: c.i, isTest, refusal, built: b });
+        if (full) await full;
       }
       if (reuse) await pushReused(ctx.ws.size);
       // Assigned inside push(): not narrowed to null here.
