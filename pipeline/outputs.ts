@@ -495,28 +495,31 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   const fd = openSync(path, 'w');
   try {
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
-    const rows = idsAndSources(ctx.store, (ctx.facts as RunFactsInternal).columns, maxPk);
     const encoded = new Map<string | null, string>();
     const cached = (v: string | null): string => {
       let e = encoded.get(v);
       if (e === undefined) encoded.set(v, (e = jsonLine(v)));
       return e;
     };
+    // Reasons by their index in the working set (duplicate_of:<id> makes many distinct ones): encoded once each.
+    const reasonJson: (string | undefined)[] = new Array<string | undefined>(ws.reasons.length);
     let k = 0;
     let buf: string[] = [];
     let len = 0;
-    for (const [pk, id, file, srcLine] of rows) {
+    forEachIdAndSource(ctx.store, (ctx.facts as RunFactsInternal).columns, maxPk, (pk, id, file, srcLine) => {
       while (k < ws.size && ws.pks[k]! < pk) k++;
-      if (k >= ws.size || ws.pks[k] !== pk) continue;
+      if (k >= ws.size || ws.pks[k] !== pk) return;
       const by = ws.droppedBy[k]!;
       // Written field by field (the same bytes as jsonLine of the record object, which the tests check): one
-      // line per conversation at a million, with stage and file texts encoded once each.
+      // line per conversation at a million, with stage, reason and file texts encoded once each.
       const head = `{"id":${jsonLine(id)},"status":`;
       const tail = `,"source":{"file":${cached(file)},"line":${srcLine}}}\n`;
-      const text =
-        by >= 0
-          ? `${head}"dropped","stage":${cached(run.funnel[by]?.name ?? null)},"reason":${jsonLine(ws.reason(k))},"line":null${tail}`
-          : `${head}"${ws.split[k] === SPLIT_TEST ? 'test' : 'train'}","stage":null,"reason":null,"line":${ws.line[k] || null}${tail}`;
+      let text: string;
+      if (by >= 0) {
+        const r = ws.reasonOf[k]!;
+        const reason = (reasonJson[r] ??= jsonLine(ws.reasons[r]!));
+        text = `${head}"dropped","stage":${cached(run.funnel[by]?.name ?? null)},"reason":${reason},"line":null${tail}`;
+      } else text = `${head}"${ws.split[k] === SPLIT_TEST ? 'test' : 'train'}","stage":null,"reason":null,"line":${ws.line[k] || null}${tail}`;
       buf.push(text);
       len += text.length;
       if (len >= FLUSH_AT) {
@@ -524,7 +527,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
         buf = [];
         len = 0;
       }
-    }
+    });
     if (buf.length) writeSync(fd, buf.join(''));
     fsyncSync(fd);
   } finally {
@@ -532,20 +535,22 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   }
 }
 
-/** [pk, id, source file, source line] of every conversation up to maxPk: from the chunks of columns, then the table. */
-function* idsAndSources(store: Store, columns: ColumnSource | undefined, maxPk: number): Generator<[number, string, string, number]> {
+/** Calls `visit` with the pk, id, source file and line of every conversation up to maxPk: from the chunks of columns, then the table. */
+function forEachIdAndSource(store: Store, columns: ColumnSource | undefined, maxPk: number, visit: (pk: number, id: string, file: string, line: number) => void): void {
   const select = `SELECT pk, id, source_file, source_line FROM conversations WHERE pk <= ? AND pk > ?`;
+  const fromTable = (until: number, after: number): void => {
+    for (const [pk, id, file, line] of rowsByPk<[number, string, string, number]>(store.sqlite, select, [until], 8192, after)) visit(pk, id, file, line);
+  };
   for (let c = 0; columns && c < columns.count; c++) {
     const ch = columns.chunk(c);
-    if (ch === null) {
-      // Removed by a run of other code since this run's snapshot: its rows are still in the table.
-      yield* rowsByPk<[number, string, string, number]>(store.sqlite, select, [Math.min(maxPk, (c + 1) * COLUMN_CHUNK)], 8192, c * COLUMN_CHUNK);
-      continue;
+    // Removed by a run of other code since this run's snapshot: its rows are still in the table.
+    if (ch === null) fromTable(Math.min(maxPk, (c + 1) * COLUMN_CHUNK), c * COLUMN_CHUNK);
+    else {
+      const ids = ch.ids();
+      for (let r = 0; r < ch.n; r++) visit(ch.pk[r]!, ids[r]!, ch.files[ch.sourceFile[r]!]!, ch.sourceLine[r]!);
     }
-    const ids = ch.ids();
-    for (let r = 0; r < ch.n; r++) yield [ch.pk[r]!, ids[r]!, ch.files[ch.sourceFile[r]!]!, ch.sourceLine[r]!];
   }
-  yield* rowsByPk<[number, string, string, number]>(store.sqlite, select, [maxPk], 8192, columns ? columns.coveredPk : -Infinity);
+  fromTable(maxPk, columns ? columns.coveredPk : -Infinity);
 }
 
 const SAMPLES_PER_REASON = 3;
