@@ -190,13 +190,32 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
   })();
   // Ids are looked up when a stage needs one (rows never change, so any later read agrees with this snapshot).
   const idOf = sqlite.prepare(`SELECT id FROM conversations WHERE pk = ?`).pluck();
-  const ws = new WorkingSet(pks, (pk) => idOf.get(pk) as string);
+  const ws = new WorkingSet(pks, (pk) => idOf.get(pk) as string, idsByPk(sqlite));
   const warm = new StageWarmer(config, ws.size);
   try {
     return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm, columns });
   } finally {
     await warm.done();
   }
+}
+
+/** Ids of many pks at once (in their order), 500 per query. */
+function idsByPk(sqlite: Database.Database): (pks: readonly number[]) => string[] {
+  const statements = new Map<number, Database.Statement>();
+  return (pks) => {
+    const id = new Map<number, string>();
+    for (let from = 0; from < pks.length; from += 500) {
+      const part = pks.slice(from, from + 500);
+      let st = statements.get(part.length);
+      if (!st) statements.set(part.length, (st = sqlite.prepare(`SELECT pk, id FROM conversations WHERE pk IN (${'?,'.repeat(part.length - 1)}?)`).raw()));
+      for (const [pk, v] of st.all(...part) as [number, string][]) id.set(pk, v);
+    }
+    return pks.map((pk) => {
+      const v = id.get(pk);
+      if (v === undefined) throw new Error(`internal: no conversation with pk ${pk}`);
+      return v;
+    });
+  };
 }
 
 /**

@@ -37,9 +37,13 @@ export class WorkingSet {
   readonly reasons: string[] = [];
   private aliveCount: number;
 
-  /** `ids`: each conversation's id by index, or a lookup by pk (the store's, for a run). */
-  constructor(pks: Int32Array, ids: readonly string[] | ((pk: number) => string)) {
+  /** Looks many ids up at once, by pk (the store's, for a run); without it, one at a time. */
+  private readonly idsOf: ((pks: readonly number[]) => string[]) | null;
+
+  /** `ids`: each conversation's id by index, or a lookup by pk (the store's, for a run), and a batch lookup. */
+  constructor(pks: Int32Array, ids: readonly string[] | ((pk: number) => string), idsOf?: (pks: readonly number[]) => string[]) {
     this.pks = pks;
+    this.idsOf = idsOf ?? null;
     if (typeof ids === 'function') this.idOf = ids;
     else {
       if (ids.length !== pks.length) throw new Error(`internal: ${pks.length} pks but ${ids.length} ids`);
@@ -66,6 +70,12 @@ export class WorkingSet {
   /** The id of conversation `i` (a store lookup for a run: call it where an id is needed, not per row of a scan). */
   id(i: number): string {
     return this.idOf(this.pks[i]!);
+  }
+
+  /** The ids of conversations `indices`, in that order (fetched together where the store allows). */
+  ids(indices: readonly number[]): string[] {
+    if (!this.idsOf) return indices.map((i) => this.id(i));
+    return this.idsOf(indices.map((i) => this.pks[i]!));
   }
 
   isAlive(i: number): boolean {

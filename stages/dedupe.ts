@@ -94,6 +94,13 @@ export default defineStage({
       if (i !== r) list.push(i);
     }
     const fb = p.keep === 'best_feedback' ? ctx.feedback(ctx.facts.feedbackName ?? 'score', 'latest') : null;
+    // Ids looked up once each, for ties only.
+    const tieIds = new Map<number, string>();
+    const idOf = (i: number): string => {
+      let id = tieIds.get(i);
+      if (id === undefined) tieIds.set(i, (id = ws.id(i)));
+      return id;
+    };
     // Total order per keep rule; the id breaks remaining ties, so the choice never depends on ingest order.
     const better = (a: number, b: number): boolean => {
       if (fb) {
@@ -118,18 +125,24 @@ export default defineStage({
         if (Number.isNaN(ca)) return false;
         return ca > cb;
       }
-      return ws.id(a) < ws.id(b);
+      return idOf(a) < idOf(b);
     };
     const sizes = (ctx.facts.duplicateClusters ??= new Map<number, number>());
     let removed = 0;
-    for (const list of clusters.values()) {
+    const lists = [...clusters.values()];
+    const keepers = lists.map((list) => {
       let keep = list[0]!;
       for (const i of list) if (i !== keep && better(i, keep)) keep = i;
-      const reason = `duplicate_of:${ws.id(keep)}`;
-      for (const i of list) if (i !== keep) ctx.drop(i, reason);
+      return keep;
+    });
+    // The keepers' ids for the reasons, fetched together (one lookup per cluster cost ~80 ms at 200k).
+    const keeperIds = ws.ids(keepers);
+    lists.forEach((list, c) => {
+      const reason = `duplicate_of:${keeperIds[c]!}`;
+      for (const i of list) if (i !== keepers[c]) ctx.drop(i, reason);
       removed += list.length - 1;
       sizes.set(list.length, (sizes.get(list.length) ?? 0) + 1);
-    }
+    });
     ctx.stats.clusters = clusters.size;
     ctx.stats.removed = removed;
     if (minhashConfig) ctx.stats.minhash = { ...minhashConfig, batches_on_worker: signatures!.threaded };
