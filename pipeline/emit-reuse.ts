@@ -23,7 +23,6 @@ import { createHash, hash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canonicalJson } from './canonical.js';
-import type Database from 'better-sqlite3';
 import { cacheWrite, retryWhileBusy, type Store } from './store.js';
 
 export const FILE_NONE = 0;
@@ -268,28 +267,30 @@ class RangeReader {
 
 const READ_BLOCK = 1 << 20;
 
-/** What a run can reuse: the outcomes of the run whose files are in the folder, with those files open. */
+type StoredChunk = { chunk: number; n: number; reasons: string; prompts: string | null; data: Buffer };
+
+/**
+ * What a run can reuse: the outcomes of the run whose files are in the folder, with those files open. The stored
+ * chunks are read at once (one statement, one snapshot: another run into the folder may replace them meanwhile)
+ * and kept as they are stored, ~44 bytes an outcome; they are decoded one at a time.
+ */
 export class ReuseSource {
   private readonly readers: (RangeReader | null)[];
-  private readonly get: Database.Statement;
-  /** The chunk decoded now (emit asks in ascending order: one chunk at a time is held). */
+  /** The chunk decoded now (emit asks in ascending order: one chunk at a time is decoded). */
   private current = -1;
   private cols: OutcomeColumns | null = null;
   private reasons: string[] = [];
   private prompts: (string | null)[] | null = null;
 
   private constructor(
-    store: Store,
     readonly runId: string,
-    private readonly outDir: string,
-    private readonly key: string,
+    private readonly chunks: readonly StoredChunk[],
     private readonly withPrompts: boolean,
     /** Every outcome's pk, ascending (for indexFor). */
     private readonly pks: Int32Array,
     fds: { train: number; test: number },
   ) {
     this.readers = [null, new RangeReader(fds.train), new RangeReader(fds.test)];
-    this.get = store.sqlite.prepare(`SELECT n, reasons, prompts, data FROM emit_reuse WHERE run_id = ? AND chunk = ? AND out_dir = ? AND render_key = ?`);
   }
 
   /**
@@ -308,14 +309,13 @@ export class ReuseSource {
       | { manifest_json: string | null }
       | undefined;
     if (!run?.manifest_json) return { source: null, why: `the store has no succeeded run ${runId} into this folder` };
-    const chunks = store.sqlite.prepare(`SELECT chunk, n, prompts IS NOT NULL AS p FROM emit_reuse WHERE run_id = ? AND out_dir = ? AND render_key = ? ORDER BY chunk`).all(runId, outDir, key) as {
-      chunk: number;
-      n: number;
-      p: number;
-    }[];
+    const chunks = store.sqlite
+      .prepare(`SELECT chunk, n, reasons, prompts, data FROM emit_reuse WHERE run_id = ? AND out_dir = ? AND render_key = ? ORDER BY chunk`)
+      .all(runId, outDir, key) as StoredChunk[];
     if (chunks.length === 0) return { source: null, why: `run ${runId} recorded no outcomes under this config's render key` };
-    if (!chunks.every((c, k) => c.chunk === k && (c.n === CHUNK || k === chunks.length - 1))) return { source: null, why: `run ${runId}'s outcomes are incomplete` };
-    if (withPrompts && chunks.some((c) => !c.p)) return { source: null, why: `run ${runId} recorded no prompts` };
+    const whole = (c: StoredChunk, k: number): boolean => c.chunk === k && (c.n === CHUNK || k === chunks.length - 1) && c.data.length === c.n * OUTCOME_BYTES;
+    if (!chunks.every(whole)) return { source: null, why: `run ${runId}'s outcomes are incomplete` };
+    if (withPrompts && chunks.some((c) => c.prompts === null)) return { source: null, why: `run ${runId} recorded no prompts` };
     const files = (JSON.parse(run.manifest_json) as { files?: { train?: FileRecord; test?: FileRecord } }).files;
     if (!files?.train || !files.test) return { source: null, why: `run ${runId}'s manifest has no file records` };
     const fds: number[] = [];
@@ -333,14 +333,11 @@ export class ReuseSource {
       return { source: null, why: `cannot read the previous files: ${(err as Error).message}` };
     }
     const pks = new Int32Array(chunks.reduce((a, c) => a + c.n, 0));
-    const data = store.sqlite.prepare(`SELECT data FROM emit_reuse WHERE run_id = ? AND chunk = ?`).pluck();
     for (const c of chunks) {
-      const blob = data.get(runId, c.chunk) as Buffer;
-      if (blob.length !== c.n * OUTCOME_BYTES) throw new Error(`internal: emit_reuse chunk ${c.chunk} of run ${runId} is ${blob.length} bytes for ${c.n} outcomes`);
       // The pks are the blob's second column (after the offsets), at a byte offset that need not be aligned here.
-      for (let k = 0; k < c.n; k++) pks[c.chunk * CHUNK + k] = blob.readInt32LE(8 * c.n + 4 * k);
+      for (let k = 0; k < c.n; k++) pks[c.chunk * CHUNK + k] = c.data.readInt32LE(8 * c.n + 4 * k);
     }
-    return { source: new ReuseSource(store, runId, outDir, key, withPrompts, pks, { train: fds[0]!, test: fds[1]! }), why: '' };
+    return { source: new ReuseSource(runId, chunks, withPrompts, pks, { train: fds[0]!, test: fds[1]! }), why: '' };
   }
 
   get size(): number {
@@ -362,8 +359,7 @@ export class ReuseSource {
   private at(e: number): number {
     const c = Math.floor(e / CHUNK);
     if (c !== this.current) {
-      const row = this.get.get(this.runId, c, this.outDir, this.key) as { n: number; reasons: string; prompts: string | null; data: Buffer } | undefined;
-      if (!row) throw new Error(`internal: emit_reuse chunk ${c} of run ${this.runId} went missing during the run`);
+      const row = this.chunks[c]!;
       // Copied into an aligned buffer: a blob from SQLite may start anywhere, Float64Array wants a multiple of 8.
       this.cols = outcomeColumns(new Uint8Array(row.data).buffer, 0, row.n);
       this.reasons = JSON.parse(row.reasons) as string[];

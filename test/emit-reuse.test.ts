@@ -218,7 +218,7 @@ describe('emit reuse', () => {
     }
   });
 
-  it('outcomes of several chunks come back exactly, a chunk at a time; an incomplete set is not used', async () => {
+  it('outcomes of several chunks come back exactly, even if replaced meanwhile; an incomplete set is not used', async () => {
     // Straight through the recorder and the source, with files and a run record as a run leaves them.
     const db = join(root, 'chunks.db');
     const out = join(root, 'chunks-out');
@@ -268,6 +268,8 @@ describe('emit reuse', () => {
       const { source, why } = ReuseSource.open(store, out, key, false);
       expect(why).toBe('');
       const r = source!;
+      // Another run into the folder replaces the outcomes while this one reads them: it read them all at open.
+      store.sqlite.prepare(`DELETE FROM emit_reuse WHERE chunk = 1`).run();
       expect(r.size).toBe(n);
       // Working-set pks: every recorded one, and others between them.
       const wsPks = Int32Array.from({ length: 3 * n + 3 }, (_, k) => k + 1);
@@ -294,8 +296,7 @@ describe('emit reuse', () => {
       expect(found).toBe(n);
       r.close();
 
-      // A chunk lost (the second of three): nothing is reused.
-      store.sqlite.prepare(`DELETE FROM emit_reuse WHERE chunk = 1`).run();
+      // The second of three chunks gone: nothing is reused.
       expect(ReuseSource.open(store, out, key, false)).toMatchObject({ source: null, why: expect.stringContaining('incomplete') });
     } finally {
       await store.close();
