@@ -369,24 +369,26 @@ export class ReuseSource {
     return e - c * CHUNK;
   }
 
-  file(e: number): number {
+  /** Outcome e's value in one of the numeric columns. */
+  private value(column: 'file' | 'flags' | 'total' | 'assistant', e: number): number {
     const k = this.at(e);
-    return this.cols!.file[k]!;
+    return this.cols![column][k]!;
+  }
+
+  file(e: number): number {
+    return this.value('file', e);
   }
 
   flags(e: number): number {
-    const k = this.at(e);
-    return this.cols!.flags[k]!;
+    return this.value('flags', e);
   }
 
   total(e: number): number {
-    const k = this.at(e);
-    return this.cols!.total[k]!;
+    return this.value('total', e);
   }
 
   assistant(e: number): number {
-    const k = this.at(e);
-    return this.cols!.assistant[k]!;
+    return this.value('assistant', e);
   }
 
   /** Outcome e's line, newline included, as the previous run wrote it. */

@@ -165,20 +165,26 @@ describe('filter: every other condition, each with its reason', () => {
   });
 });
 
+/** A store with bare conversation rows (`conv.run(id)`) and feedback events (`event.run(key, logId, name, value, atMs)`). */
+async function eventStore(name: string) {
+  const { openStore } = await import('../pipeline/store.js');
+  const store = openStore(join(root, name));
+  const db = store.sqlite;
+  const conv = db.prepare(
+    `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line) VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'f', 0)`,
+  );
+  const event = db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, created_at_ms, source_file, source_line) VALUES (?, ?, ?, ?, ?, 'f', 0)`);
+  return { store, db, conv, event };
+}
+
 describe('filter: latest feedback in JS equals the SQL window-function definition', () => {
   it('on random events: ties, undated events, names, events for unknown or later conversations', async () => {
-    const { openStore } = await import('../pipeline/store.js');
     const { latestFeedback } = await import('../pipeline/runner.js');
     const { WorkingSet } = await import('../pipeline/working-set.js');
     const { prng } = await import('./support/pipeline.js');
-    const store = openStore(join(root, 'latest-random.db'));
+    const { store, db, conv, event } = await eventStore('latest-random.db');
     try {
-      const db = store.sqlite;
       const rand = prng(17);
-      const conv = db.prepare(
-        `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line) VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'f', 0)`,
-      );
-      const event = db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, created_at_ms, source_file, source_line) VALUES (?, ?, ?, ?, ?, 'f', 0)`);
       db.transaction(() => {
         for (let k = 0; k < 600; k++) conv.run(`c${k}`);
         for (let e = 0; e < 5000; e++) {
@@ -211,18 +217,12 @@ describe('filter: latest feedback in JS equals the SQL window-function definitio
   });
 
   it('carried on from the kept fold, night after night, it still equals the definition', async () => {
-    const { openStore } = await import('../pipeline/store.js');
     const { latestFeedback } = await import('../pipeline/runner.js');
     const { WorkingSet } = await import('../pipeline/working-set.js');
     const { prng } = await import('./support/pipeline.js');
-    const store = openStore(join(root, 'latest-nights.db'));
+    const { store, db, conv, event } = await eventStore('latest-nights.db');
     try {
-      const db = store.sqlite;
       const rand = prng(29);
-      const conv = db.prepare(
-        `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line) VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'f', 0)`,
-      );
-      const event = db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, created_at_ms, source_file, source_line) VALUES (?, ?, ?, ?, ?, 'f', 0)`);
       let convs = 0;
       let events = 0;
       /** A night: new conversations, and events for old, new and not yet stored ones (undated, tied, older). */
