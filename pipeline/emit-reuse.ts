@@ -316,7 +316,12 @@ export class ReuseSource {
     const whole = (c: StoredChunk, k: number): boolean => c.chunk === k && (c.n === CHUNK || k === chunks.length - 1) && c.data.length === c.n * OUTCOME_BYTES;
     if (!chunks.every(whole)) return { source: null, why: `run ${runId}'s outcomes are incomplete` };
     if (withPrompts && chunks.some((c) => c.prompts === null)) return { source: null, why: `run ${runId} recorded no prompts` };
-    const files = (JSON.parse(run.manifest_json) as { files?: { train?: FileRecord; test?: FileRecord } }).files;
+    let files: { train?: FileRecord; test?: FileRecord } | undefined;
+    try {
+      files = (JSON.parse(run.manifest_json) as { files?: { train?: FileRecord; test?: FileRecord } }).files;
+    } catch {
+      files = undefined;
+    }
     if (!files?.train || !files.test) return { source: null, why: `run ${runId}'s manifest has no file records` };
     const fds: number[] = [];
     try {
