@@ -24,10 +24,7 @@ import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canonicalJson } from './canonical.js';
 import { cacheWrite, retryWhileBusy, type Store } from './store.js';
-
-export const FILE_NONE = 0;
-export const FILE_TRAIN = 1;
-export const FILE_TEST = 2;
+import { SPLIT_NONE } from './working-set.js';
 
 export const FLAG_TRUNCATED = 1;
 export const FLAG_NO_SYSTEM_OR_USER = 2;
@@ -84,7 +81,10 @@ export function renderKey(parts: RenderKeyParts): string {
 /** Bytes per outcome in a chunk's blob. */
 const OUTCOME_BYTES = 8 + 4 * 4 + 2 + 1 + 1 + DIGEST_BYTES;
 
-/** One chunk's columns over a blob of n outcomes: offset f64, pk/total/assistant/length, reason u16, file/flags u8, digests. */
+/**
+ * One chunk's columns over a blob of n outcomes: offset f64, pk/total/assistant/length, reason u16, file/flags u8,
+ * digests. `file` is the split the line was written to (SPLIT_TRAIN, SPLIT_TEST), SPLIT_NONE for a drop.
+ */
 function outcomeColumns(buf: ArrayBufferLike, byteOffset: number, n: number) {
   let at = byteOffset;
   const view = <T>(C: new (b: ArrayBufferLike, o: number, l: number) => T, bytes: number): T => {
@@ -156,7 +156,7 @@ export class OutcomeRecorder {
       this.reasons.push(reason);
       this.reasonIndex.set(reason, r);
     }
-    this.push(pk, FILE_NONE, 0, 0, overLimit ?? -1, 0, overLimit === undefined ? 0 : FLAG_OVER_LIMIT, r, null);
+    this.push(pk, SPLIT_NONE, 0, 0, overLimit ?? -1, 0, overLimit === undefined ? 0 : FLAG_OVER_LIMIT, r, null);
     this.full();
   }
 

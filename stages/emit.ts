@@ -12,14 +12,14 @@ import { countCompletionTokens, countExampleTokens, lazyTokenizer, type Tokenize
 import { checkExample } from '../pipeline/validate.js';
 import { contentText, finalAssistantText, keyText } from '../pipeline/messages.js';
 import { hashText, normalizeText } from '../pipeline/normalize.js';
-import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_TEST } from '../pipeline/working-set.js';
+import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_NONE, SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
 import { escapeLineBreaks, jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
 import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import { TokenCache } from '../pipeline/token-cache.js';
 import { TokenCounter } from '../pipeline/token-counter.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
-import { FILE_NONE, FILE_TEST, FILE_TRAIN, FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorder, OutcomeStore, renderKey, ReuseSource } from '../pipeline/emit-reuse.js';
+import { FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorder, OutcomeStore, renderKey, ReuseSource } from '../pipeline/emit-reuse.js';
 
 export const emitParams = z.strictObject({
   dir: z.string().min(1),
@@ -288,7 +288,7 @@ export default defineStage({
       const r = reuse!;
       reused++;
       const flags = r.flags(e);
-      if (r.file(e) === FILE_NONE) return drop(pend, split, r.dropReason(e), flags & FLAG_OVER_LIMIT ? r.total(e) : undefined);
+      if (r.file(e) === SPLIT_NONE) return drop(pend, split, r.dropReason(e), flags & FLAG_OVER_LIMIT ? r.total(e) : undefined);
       if (flags & FLAG_TRUNCATED) {
         split.overLimit++;
         truncated++;
@@ -302,7 +302,7 @@ export default defineStage({
       record(pend, split, tokens, flags, prompt);
     };
     const record = (pend: Pending, split: SplitAccumulator, tokens: Tokens, flags: number, prompt: string | null): void => {
-      recorder.written(ctx.ws.pks[pend.i]!, pend.isTest ? FILE_TEST : FILE_TRAIN, split.lastOffset, split.lastLength, tokens.total, tokens.assistant, flags, split.lastDigest, prompt);
+      recorder.written(ctx.ws.pks[pend.i]!, pend.isTest ? SPLIT_TEST : SPLIT_TRAIN, split.lastOffset, split.lastLength, tokens.total, tokens.assistant, flags, split.lastDigest, prompt);
     };
     /**
      * Looks a window's examples up in the token cache and sends the rest to be counted; resolves once every

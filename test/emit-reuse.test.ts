@@ -10,8 +10,9 @@ import { writeSample } from '../data/generate.js';
 import { openStore, type Store } from '../pipeline/store.js';
 import { ingest } from '../pipeline/ingest.js';
 import { runConfigFile, type RunResult } from '../pipeline/runner.js';
-import { FILE_NONE, FILE_TEST, FILE_TRAIN, OutcomeRecorder, OutcomeStore, renderKey, ReuseSource, type RenderKeyParts } from '../pipeline/emit-reuse.js';
+import { OutcomeRecorder, OutcomeStore, renderKey, ReuseSource, type RenderKeyParts } from '../pipeline/emit-reuse.js';
 import { lineDigest } from '../pipeline/outputs.js';
+import { SPLIT_NONE, SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 import { createHash } from 'node:crypto';
 import { jsonl, tempDir } from './support/tmp.js';
 import { prng, words } from './support/pipeline.js';
@@ -242,10 +243,10 @@ describe('emit reuse', () => {
           const reason = rand() < 0.5 ? 'over_limit' : `invalid:kind${k % 4}`;
           const over = reason === 'over_limit' ? 70_000 + k : undefined;
           recorder.dropped(pk, reason, over);
-          expected.push({ pk, file: FILE_NONE, total: over ?? -1, assistant: 0, flags: over === undefined ? 0 : 4, reason, line: null, digest: '' });
+          expected.push({ pk, file: SPLIT_NONE, total: over ?? -1, assistant: 0, flags: over === undefined ? 0 : 4, reason, line: null, digest: '' });
           continue;
         }
-        const file = rand() < 0.8 ? FILE_TRAIN : FILE_TEST;
+        const file = rand() < 0.8 ? SPLIT_TRAIN : SPLIT_TEST;
         const line = Buffer.from(`{"n":${k},"t":"${'é'.repeat(k % 7)}"}\n`);
         const digest = lineDigest(line);
         const flags = k % 11 === 0 ? 1 : k % 13 === 0 ? 2 : 0;
@@ -257,7 +258,7 @@ describe('emit reuse', () => {
       recorder.finish();
       expect(saved.complete).toBe(true);
       const files: Record<string, { bytes: number; sha256: string }> = {};
-      for (const [name, f] of [['train', FILE_TRAIN], ['test', FILE_TEST]] as const) {
+      for (const [name, f] of [['train', SPLIT_TRAIN], ['test', SPLIT_TEST]] as const) {
         const bytes = Buffer.concat(lines[f]!);
         writeFileSync(join(out, `${name}.jsonl`), bytes);
         files[name] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
@@ -286,9 +287,9 @@ describe('emit reuse', () => {
           total: r.total(e),
           assistant: r.assistant(e),
           flags: r.flags(e),
-          reason: r.file(e) === FILE_NONE ? r.dropReason(e) : null,
-          line: r.file(e) === FILE_NONE ? null : Buffer.from(r.bytes(e)),
-          digest: r.file(e) === FILE_NONE ? '' : r.digest(e),
+          reason: r.file(e) === SPLIT_NONE ? r.dropReason(e) : null,
+          line: r.file(e) === SPLIT_NONE ? null : Buffer.from(r.bytes(e)),
+          digest: r.file(e) === SPLIT_NONE ? '' : r.digest(e),
         };
         expect(got).toEqual(want);
         found++;
