@@ -78,7 +78,8 @@ function layout(buf: ArrayBufferLike, byteOffset: number, n: number): Omit<Colum
   };
 }
 
-const ROLE_CASE = ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
+/** SQL giving a last role's code: its index in ROLES, NO_ROLE when there is none (the chunks and the table agree). */
+export const ROLE_CODE = `CASE last_role ${ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ')} ELSE ${NO_ROLE} END`;
 
 type SourceRow = [number, number, number, number, number | null, number, string, string, string | null];
 
@@ -91,7 +92,7 @@ function disabled(): boolean {
 export function buildColumns(store: Store): number {
   if (disabled()) return 0;
   const sqlite = store.sqlite;
-  const maxPk = Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) FROM conversations`).pluck().get() as number) ?? 0);
+  const maxPk = sqlite.prepare(`SELECT coalesce(max(pk), 0) FROM conversations`).pluck().get() as number;
   const closed = Math.floor(maxPk / CHUNK);
   if (closed === 0) return 0;
   const have = new Set(sqlite.prepare(`SELECT chunk FROM conversation_columns WHERE stamp = ?`).pluck().all(COLUMNS_STAMP) as number[]);
@@ -100,7 +101,7 @@ export function buildColumns(store: Store): number {
   // table for a chunk it no longer finds.)
   if (!cacheWrite(() => sqlite.prepare(`DELETE FROM conversation_columns WHERE stamp <> ?`).run(COLUMNS_STAMP))) return 0;
   const rows = sqlite.prepare(
-    `SELECT pk, status = 'error', n_assistant, CASE last_role ${ROLE_CASE} ELSE ${NO_ROLE} END, created_at_ms, source_line, source_file, id, signals
+    `SELECT pk, status = 'error', n_assistant, ${ROLE_CODE}, created_at_ms, source_line, source_file, id, signals
      FROM conversations WHERE pk > ? AND pk <= ? ORDER BY pk`,
   ).raw();
   const messagesOf = sqlite.prepare(`SELECT messages FROM conversations WHERE pk = ?`).pluck();
@@ -115,7 +116,6 @@ export function buildColumns(store: Store): number {
   }
   return built;
 }
-
 
 function encodeChunk(rows: SourceRow[], messagesOf: (pk: number) => string): { n: number; ids: string; files: string; data: Buffer } {
   const n = rows.length;

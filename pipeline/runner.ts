@@ -20,7 +20,7 @@ import { latestFeedback } from './feedback.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import { activeRuns, currentOwner, runAlive } from './owner.js';
 import { ColumnSignals, encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
-import { buildColumns, CHUNK as COLUMN_CHUNK, ColumnSource, NO_ROLE, type ColumnChunk } from './columns.js';
+import { buildColumns, CHUNK as COLUMN_CHUNK, ColumnSource, NO_ROLE, ROLE_CODE, type ColumnChunk } from './columns.js';
 
 export interface RunOptions {
   /** `--db`: overrides the config's store. */
@@ -159,8 +159,7 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
     const error: number[] = [];
     const turns: number[] = [];
     const lastRole: number[] = [];
-    const roleCase = ROLES.map((r, k) => `WHEN '${r}' THEN ${k}`).join(' ');
-    const select = `SELECT pk, status = 'error', n_assistant, CASE last_role ${roleCase} ELSE ${NO_ROLE} END FROM conversations WHERE pk > ${columnSource.coveredPk} AND pk > ?`;
+    const select = `SELECT pk, status = 'error', n_assistant, ${ROLE_CODE} FROM conversations WHERE pk > ${columnSource.coveredPk} AND pk > ?`;
     for (const [pk, isError, nAssistant, role] of rowsByPk<[number, number, number, number]>(sqlite, select)) {
       pkList.push(pk);
       error.push(isError);
@@ -489,7 +488,10 @@ function* scanConversations(
   try {
     let after = 0;
     if (fromChunks) {
-      const chunkShared: ChunkScanShared = { ...shared, fullRow: store.sqlite.prepare(`SELECT ${SCAN_COLUMNS} FROM conversations WHERE pk = ?`).raw() };
+      const chunkShared: ChunkScanShared = {
+        fullRow: store.sqlite.prepare(`SELECT ${SCAN_COLUMNS} FROM conversations WHERE pk = ?`).raw(),
+        rowShared: { ...shared, fetched: ALL_PLACES, oneRow: null },
+      };
       let k = 0;
       for (let c = 0; c < cache.count && k < n; c++) {
         keepHeapNearLiveSet();
@@ -722,9 +724,10 @@ class Scanned implements ScannedConversation {
   }
 }
 
-interface ChunkScanShared extends ScanShared {
-  /** The whole row, for what a stage reads beyond the chunk's columns. */
+interface ChunkScanShared {
+  /** The whole row, for what a stage reads beyond the chunk's columns, and how it is scanned. */
   readonly fullRow: Database.Statement;
+  readonly rowShared: ScanShared;
 }
 
 /**
@@ -741,7 +744,7 @@ class ChunkScanned implements ScannedConversation {
     private readonly s: ChunkScanShared,
   ) {}
   private row(): Scanned {
-    return (this.rowScan ??= new Scanned(this.i, this.s.fullRow.get(this.pk) as ScanRow, { ...this.s, fetched: ALL_PLACES, oneRow: null }));
+    return (this.rowScan ??= new Scanned(this.i, this.s.fullRow.get(this.pk) as ScanRow, this.s.rowShared));
   }
   get pk(): number {
     return this.ch.pk[this.r]!;
@@ -782,7 +785,7 @@ class ChunkScanned implements ScannedConversation {
   }
   /** As Scanned: the stored role and turn count are exact only while no transform has run. */
   private exactColumns(): boolean {
-    return this.s.chain.transforms.length === 0 && this.ch.lastRole[this.r] !== NO_ROLE;
+    return this.s.rowShared.chain.transforms.length === 0 && this.ch.lastRole[this.r] !== NO_ROLE;
   }
   get lastRole(): string | null {
     return this.exactColumns() ? ROLES[this.ch.lastRole[this.r]!]! : this.row().lastRole;
