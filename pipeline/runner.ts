@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
-import { cacheWrite, openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
+import { cacheWrite, inListStatements, openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
 
 const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
@@ -200,14 +200,12 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
 
 /** Ids of many pks at once (in their order), 500 per query. */
 function idsByPk(sqlite: Database.Database): (pks: readonly number[]) => string[] {
-  const statements = new Map<number, Database.Statement>();
+  const query = inListStatements(sqlite, (list) => `SELECT pk, id FROM conversations WHERE pk IN (${list})`);
   return (pks) => {
     const id = new Map<number, string>();
     for (let from = 0; from < pks.length; from += 500) {
       const part = pks.slice(from, from + 500);
-      let st = statements.get(part.length);
-      if (!st) statements.set(part.length, (st = sqlite.prepare(`SELECT pk, id FROM conversations WHERE pk IN (${'?,'.repeat(part.length - 1)}?)`).raw()));
-      for (const [pk, v] of st.all(...part) as [number, string][]) id.set(pk, v);
+      for (const [pk, v] of query(part.length).all(...part) as [number, string][]) id.set(pk, v);
     }
     return pks.map((pk) => {
       const v = id.get(pk);
@@ -531,8 +529,9 @@ const CHUNK_FIELDS = (1 << 1) | (1 << 5);
 class SignalsFiller {
   private readonly update: Database.Statement;
   private readonly save: Database.Transaction<(rows: [string, number][]) => void>;
-  private readonly messagesOf = new Map<number, Database.Statement>();
-  constructor(private readonly store: Store) {
+  private readonly messagesOf: (size: number) => Database.Statement;
+  constructor(store: Store) {
+    this.messagesOf = inListStatements(store.sqlite, (list) => `SELECT pk, messages FROM conversations WHERE pk IN (${list})`);
     this.update = store.sqlite.prepare(`UPDATE conversations SET signals = ? WHERE pk = ?`);
     this.save = store.sqlite.transaction((rows) => {
       for (const [text, pk] of rows) this.update.run(text, pk);
@@ -543,9 +542,7 @@ class SignalsFiller {
     if (missing.length === 0) return;
     const needText = missing.filter((r) => r[2] === null);
     if (needText.length > 0) {
-      let st = this.messagesOf.get(needText.length);
-      if (!st) this.messagesOf.set(needText.length, (st = this.store.sqlite.prepare(`SELECT pk, messages FROM conversations WHERE pk IN (${'?,'.repeat(needText.length - 1)}?)`).raw()));
-      const text = new Map(st.all(needText.map((r) => r[0])) as [number, string][]);
+      const text = new Map(this.messagesOf(needText.length).all(needText.map((r) => r[0])) as [number, string][]);
       for (const r of needText) r[2] = text.get(r[0]) ?? null;
     }
     const saved: [string, number][] = [];
@@ -581,12 +578,7 @@ function* rangePages(store: Store, ws: WorkingSet, columns: ScanColumns, after =
 
 /** Pages of [working-set index, row] for the live rows only, fetched by pk lists. */
 function* alivePages(store: Store, ws: WorkingSet, columns: ScanColumns, where?: (i: number) => boolean, after = 0): Generator<[number, ScanRow][]> {
-  const statements = new Map<number, Database.Statement>();
-  const query = (size: number): Database.Statement => {
-    let st = statements.get(size);
-    if (!st) statements.set(size, (st = store.sqlite.prepare(`SELECT ${columns.select} FROM conversations WHERE pk IN (${'?,'.repeat(size - 1)}?) ORDER BY pk`).raw()));
-    return st;
-  };
+  const query = inListStatements(store.sqlite, (list) => `SELECT ${columns.select} FROM conversations WHERE pk IN (${list}) ORDER BY pk`);
   const n = ws.size;
   let i = 0;
   while (i < n && ws.pks[i]! <= after) i++;

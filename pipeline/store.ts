@@ -430,6 +430,19 @@ export function* rowsByPk<Row extends readonly unknown[]>(sqlite: Database.Datab
   }
 }
 
+/**
+ * Statements with an IN list of bound values: `sql(placeholders)` prepared once per list length, returning raw
+ * rows (a scan's pages, id lookups, token counts).
+ */
+export function inListStatements(sqlite: Database.Database, sql: (placeholders: string) => string): (size: number) => Database.Statement {
+  const statements = new Map<number, Database.Statement>();
+  return (size) => {
+    let st = statements.get(size);
+    if (!st) statements.set(size, (st = sqlite.prepare(sql(`${'?,'.repeat(size - 1)}?`)).raw()));
+    return st;
+  };
+}
+
 /** SQLite reports the database busy or locked (another process holds the lock). */
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: string }).code ?? '';

@@ -6,11 +6,11 @@
  */
 import { hash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { retryWhileBusy, type Store } from './store.js';
+import { inListStatements, retryWhileBusy, type Store } from './store.js';
 import type { EncodingName } from './models.js';
 
 export class TokenCache {
-  private readonly lookups = new Map<number, Statement>();
+  private readonly lookups: (size: number) => Statement;
   private readonly insert: Statement;
   hits = 0;
   misses = 0;
@@ -19,6 +19,7 @@ export class TokenCache {
     private readonly store: Store,
     private readonly encoding: EncodingName,
   ) {
+    this.lookups = inListStatements(store.sqlite, (list) => `SELECT example_sha256, total, assistant FROM token_cache WHERE encoding = ? AND example_sha256 IN (${list})`);
     this.insert = store.sqlite.prepare(`INSERT INTO token_cache (encoding, example_sha256, total, assistant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`);
   }
 
@@ -35,12 +36,7 @@ export class TokenCache {
     const found = new Map<string, { total: number; assistant: number }>();
     for (let i = 0; i < keys.length; i += LOOKUP_BATCH) {
       const part = keys.slice(i, i + LOOKUP_BATCH);
-      let st = this.lookups.get(part.length);
-      if (!st) {
-        st = this.store.sqlite.prepare(`SELECT example_sha256, total, assistant FROM token_cache WHERE encoding = ? AND example_sha256 IN (${'?,'.repeat(part.length - 1)}?)`).raw();
-        this.lookups.set(part.length, st);
-      }
-      for (const [key, total, assistant] of st.all(this.encoding, ...part) as [string, number, number][]) found.set(key, { total, assistant });
+      for (const [key, total, assistant] of this.lookups(part.length).all(this.encoding, ...part) as [string, number, number][]) found.set(key, { total, assistant });
     }
     return keys.map((k) => {
       const hit = found.get(k) ?? null;
