@@ -94,32 +94,20 @@ function foldAll(store: Store, ws: WorkingSet, name: string, maxPk: number, c: n
 
 /** The cached fold carried on to the view (maxPk, c): orphans now in view, then the newer events, in pk order. */
 function advance(store: Store, name: string, from: Fold, maxPk: number, c: number): Fold {
-  // State by pk: the cached conversations, and those that get their first event now (all above from.c).
-  const at = new Map<number, number>();
-  const values: number[] = Array.from(from.values);
-  const newest: number[] = Array.from(from.newest);
-  const pks: number[] = Array.from(from.pks);
-  const slot = (convPk: number): number => {
-    if (convPk <= from.c) {
-      const k = indexOfPk(from.pks, convPk);
-      if (k !== -1) return k;
-    }
-    let k = at.get(convPk);
-    if (k === undefined) {
-      k = pks.length;
-      pks.push(convPk);
-      values.push(NaN);
-      newest.push(-Infinity);
-      at.set(convPk, k);
-    }
-    return k;
-  };
-  const fold = (convPk: number, value: number, t: number | null): void => {
-    const k = slot(convPk);
-    const time = t === null ? -Infinity : t;
-    if (time >= newest[k]!) {
-      values[k] = value;
-      newest[k] = time;
+  // The cached conversations' state, updated in place on copies; those with a first event now (new ones, or old
+  // ones given late feedback) apart, by pk.
+  const values = from.values.slice();
+  const newest = from.newest.slice();
+  const added = new Map<number, { value: number; newest: number }>();
+  const fold = (convPk: number, value: number, at: number | null): void => {
+    const k = convPk <= from.c ? indexOfPk(from.pks, convPk) : -1;
+    if (k !== -1) return apply(values, newest, k, value, at);
+    const t = at === null ? -Infinity : at;
+    const a = added.get(convPk);
+    if (a === undefined) added.set(convPk, { value, newest: t });
+    else if (t >= a.newest) {
+      a.value = value;
+      a.newest = t;
     }
   };
   const orphans: Orphan[] = [];
@@ -134,18 +122,25 @@ function advance(store: Store, name: string, from: Fold, maxPk: number, c: numbe
       if (logId !== null) orphans.push([pk, logId, value, t]);
     } else fold(convPk, value, t);
   }
-  // Conversations with a first event now (new ones, or old ones given late feedback), merged into pk order.
-  const added = pks.slice(from.pks.length).sort((a, b) => a - b);
-  const n = from.pks.length + added.length;
+  if (added.size === 0) return { f: maxPk, c, pks: from.pks, values, newest, orphans };
+  // Merged into pk order.
+  const addedPks = [...added.keys()].sort((a, b) => a - b);
+  const n = from.pks.length + addedPks.length;
   const outPks = new Int32Array(n);
   const outValues = new Float64Array(n);
   const outNewest = new Float64Array(n);
   for (let k = 0, j = 0, o = 0; o < n; o++) {
-    const fromCache = j === added.length || (k < from.pks.length && from.pks[k]! < added[j]!);
-    const src = fromCache ? k++ : at.get(added[j++]!)!;
-    outPks[o] = pks[src]!;
-    outValues[o] = values[src]!;
-    outNewest[o] = newest[src]!;
+    if (j === addedPks.length || (k < from.pks.length && from.pks[k]! < addedPks[j]!)) {
+      outPks[o] = from.pks[k]!;
+      outValues[o] = values[k]!;
+      outNewest[o] = newest[k++]!;
+    } else {
+      const pk = addedPks[j++]!;
+      const a = added.get(pk)!;
+      outPks[o] = pk;
+      outValues[o] = a.value;
+      outNewest[o] = a.newest;
+    }
   }
   return { f: maxPk, c, pks: outPks, values: outValues, newest: outNewest, orphans };
 }
