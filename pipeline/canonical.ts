@@ -45,3 +45,17 @@ export function sha256Hex(data: string | Buffer): string {
 export function sha256(data: string | Buffer, encoding: 'base64' | 'base64url'): string {
   return hash('sha256', data, encoding);
 }
+
+/**
+ * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
+ * split on Unicode line breaks (Python's str.splitlines, some editors) would see a line end inside the
+ * record, so they are written as escapes: the same value, one line for every reader.
+ */
+export function jsonLine(value: unknown): string {
+  return escapeLineBreaks(JSON.stringify(value));
+}
+
+/** Escapes U+0085, U+2028 and U+2029 in JSON text (see jsonLine). */
+export function escapeLineBreaks(json: string): string {
+  return json.replace(/[\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -19,23 +19,11 @@ import { CHUNK as COLUMN_CHUNK, type ColumnSource } from './columns.js';
 import type { Message, StageContext } from './stage.js';
 import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
+import { jsonLine } from './canonical.js';
+import { jsonBytes, LineageWriter } from './lineage.js';
 import { JobError } from './errors.js';
 import { activeRuns, currentOwner, ownerAlive } from './owner.js';
 import type { OutcomeStore } from './emit-reuse.js';
-
-/**
- * One JSONL line. JSON.stringify leaves U+2028, U+2029 and U+0085 raw; they are valid JSON, but readers that
- * split on Unicode line breaks (Python's str.splitlines, some editors) would see a line end inside the
- * record, so they are written as escapes: the same value, one line for every reader.
- */
-export function jsonLine(value: unknown): string {
-  return escapeLineBreaks(JSON.stringify(value));
-}
-
-/** Escapes U+0085, U+2028 and U+2029 in JSON text (see jsonLine). */
-export function escapeLineBreaks(json: string): string {
-  return json.replace(/[\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 export interface SplitAccumulator {
   readonly examples: number;
@@ -495,40 +483,24 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   const fd = openSync(path, 'w');
   try {
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
-    const encoded = new Map<string | null, string>();
-    const cached = (v: string | null): string => {
-      let e = encoded.get(v);
-      if (e === undefined) encoded.set(v, (e = jsonLine(v)));
-      return e;
-    };
-    // Reasons by their index in the working set (duplicate_of:<id> makes many distinct ones): encoded once each.
-    const reasonJson: (string | undefined)[] = new Array<string | undefined>(ws.reasons.length);
+    const out = new LineageWriter(fd);
+    // Stage names, reasons (duplicate_of:<id> makes many distinct ones) and file names: encoded once each.
+    const stageJson = run.funnel.map((f) => jsonBytes(f.name));
+    const reasonJson: (Buffer | undefined)[] = new Array<Buffer | undefined>(ws.reasons.length);
+    const fileJson = new Map<string, Buffer>();
     let k = 0;
-    let buf: string[] = [];
-    let len = 0;
     forEachIdAndSource(ctx.store, (ctx.facts as RunFactsInternal).columns, maxPk, (pk, id, file, srcLine) => {
       while (k < ws.size && ws.pks[k]! < pk) k++;
       if (k >= ws.size || ws.pks[k] !== pk) return;
+      let f = fileJson.get(file);
+      if (f === undefined) fileJson.set(file, (f = jsonBytes(file)));
       const by = ws.droppedBy[k]!;
-      // Written field by field (the same bytes as jsonLine of the record object, which the tests check): one
-      // line per conversation at a million, with stage, reason and file texts encoded once each.
-      const head = `{"id":${jsonLine(id)},"status":`;
-      const tail = `,"source":{"file":${cached(file)},"line":${srcLine}}}\n`;
-      let text: string;
       if (by >= 0) {
         const r = ws.reasonOf[k]!;
-        const reason = (reasonJson[r] ??= jsonLine(ws.reasons[r]!));
-        text = `${head}"dropped","stage":${cached(run.funnel[by]?.name ?? null)},"reason":${reason},"line":null${tail}`;
-      } else text = `${head}"${ws.split[k] === SPLIT_TEST ? 'test' : 'train'}","stage":null,"reason":null,"line":${ws.line[k] || null}${tail}`;
-      buf.push(text);
-      len += text.length;
-      if (len >= FLUSH_AT) {
-        writeSync(fd, buf.join(''));
-        buf = [];
-        len = 0;
-      }
+        out.dropped(id, stageJson[by] ?? jsonBytes(null), (reasonJson[r] ??= jsonBytes(ws.reasons[r]!)), f, srcLine);
+      } else out.kept(id, ws.split[k] === SPLIT_TEST, ws.line[k]!, f, srcLine);
     });
-    if (buf.length) writeSync(fd, buf.join(''));
+    out.flush();
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -14,7 +14,8 @@ import { contentText, finalAssistantText, keyText } from '../pipeline/messages.j
 import { hashText, normalizeText } from '../pipeline/normalize.js';
 import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_NONE, SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
-import { escapeLineBreaks, jsonLine, OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
+import { OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
+import { escapeLineBreaks, jsonLine } from '../pipeline/canonical.js';
 import { MESSAGE_KEYS } from '../schemas/training-example.js';
 import { TokenCache } from '../pipeline/token-cache.js';
 import { TokenCounter } from '../pipeline/token-counter.js';

@@ -1,0 +1,132 @@
+/**
+ * lineage.jsonl's lines (SPEC §4), written as bytes: one line per conversation a run considered, a million of
+ * them at 1M. Each line is exactly `jsonLine` of its record — keys in SPEC order, compact, line-break characters
+ * escaped (test/lineage.test.ts checks hostile ids and file names against it) — but assembled in one buffer:
+ * building a template string per line and encoding it cost ~1.2 µs a line, most of lineage's time.
+ */
+import { writeSync } from 'node:fs';
+import { jsonLine } from './canonical.js';
+
+const FLUSH_AT = 1 << 20;
+
+const ascii = (s: string): Buffer => Buffer.from(s, 'latin1');
+const HEAD = ascii('{"id":');
+const STATUS = ascii(',"status":');
+const DROPPED = ascii('"dropped","stage":');
+const REASON = ascii(',"reason":');
+const LINE_NULL = ascii(',"line":null');
+const KEPT = [ascii('"train","stage":null,"reason":null,"line":'), ascii('"test","stage":null,"reason":null,"line":')] as const;
+const SOURCE = ascii(',"source":{"file":');
+const SOURCE_LINE = ascii(',"line":');
+const END = ascii('}}\n');
+const NULL = ascii('null');
+
+/** The JSON text of a string or null, UTF-8 encoded. */
+export function jsonBytes(v: string | null): Buffer {
+  return Buffer.from(jsonLine(v), 'utf8');
+}
+
+export class LineageWriter {
+  private buf = Buffer.allocUnsafeSlow(FLUSH_AT + (64 << 10));
+  private p = 0;
+
+  /** Without a file (tests): what each flush wrote. */
+  readonly captured: Buffer[] = [];
+
+  constructor(private readonly fd: number | null) {}
+
+  /** A dropped conversation: `stage` and `reason` are their JSON texts (jsonBytes), encoded once each by the caller. */
+  dropped(id: string, stage: Buffer, reason: Buffer, file: Buffer, sourceLine: number): void {
+    this.begin(id, stage.length + reason.length + file.length);
+    this.put(DROPPED);
+    this.put(stage);
+    this.put(REASON);
+    this.put(reason);
+    this.put(LINE_NULL);
+    this.end(file, sourceLine);
+  }
+
+  /** A kept conversation: its split and its 1-based line in that file (0: none, written as null). */
+  kept(id: string, test: boolean, line: number, file: Buffer, sourceLine: number): void {
+    this.begin(id, file.length);
+    this.put(KEPT[test ? 1 : 0]);
+    if (line > 0) this.int(line);
+    else this.put(NULL);
+    this.end(file, sourceLine);
+  }
+
+  /** Writes what is buffered. */
+  flush(): void {
+    if (this.p === 0) return;
+    if (this.fd !== null) writeSync(this.fd, this.buf, 0, this.p);
+    else this.captured.push(Buffer.from(this.buf.subarray(0, this.p)));
+    this.p = 0;
+  }
+
+  private begin(id: string, extra: number): void {
+    // At most 3 bytes per UTF-16 unit, 6 for an escaped one: room for the worst case of this line.
+    const need = 6 * id.length + extra + 256;
+    if (this.p + need > this.buf.length) {
+      this.flush();
+      if (need > this.buf.length) this.buf = Buffer.allocUnsafeSlow(need);
+    }
+    this.put(HEAD);
+    this.id(id);
+    this.put(STATUS);
+  }
+
+  private end(file: Buffer, sourceLine: number): void {
+    this.put(SOURCE);
+    this.put(file);
+    this.put(SOURCE_LINE);
+    this.int(sourceLine);
+    this.put(END);
+  }
+
+  /** The id as a JSON string: printable ASCII other than `"` and `\` byte by byte, anything else through jsonLine. */
+  private id(s: string): void {
+    const b = this.buf;
+    const start = this.p;
+    let p = start;
+    b[p++] = 0x22;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+        this.p = start + b.write(jsonLine(s), start, 'utf8');
+        return;
+      }
+      b[p++] = c;
+    }
+    b[p++] = 0x22;
+    this.p = p;
+  }
+
+  private put(src: Buffer): void {
+    if (src.length < 32) {
+      const b = this.buf;
+      let p = this.p;
+      for (let i = 0; i < src.length; i++) b[p++] = src[i]!;
+      this.p = p;
+    } else {
+      src.copy(this.buf, this.p);
+      this.p += src.length;
+    }
+  }
+
+  /** A non-negative integer in decimal. */
+  private int(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) {
+      this.p += this.buf.write(String(n), this.p, 'latin1');
+      return;
+    }
+    const b = this.buf;
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let p = this.p + digits;
+    this.p = p;
+    do {
+      b[--p] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+  }
+}
