@@ -132,6 +132,7 @@ function fnvString(s: string): void {
 }
 
 const NIBBLE = '0123456789abcdef';
+const NIBBLE_CODE = Uint8Array.from(NIBBLE, (c) => c.charCodeAt(0));
 
 /** A uint32 as 8 lowercase hex digits (Number#toString(16) is slow above 2^31). */
 function hex8(x: number): string {
@@ -201,10 +202,58 @@ export function seededUnit(seed: number, key: string): number {
   fnvString(String(seed));
   fnvByte(0xff);
   fnvString(key);
+  return unitOfState();
+}
+
+/** The FNV state as seededUnit's number in [0, 1). */
+function unitOfState(): number {
   const fnvHi = (v3 * 65536 + v2) >>> 0;
   const fnvLo = (v1 * 65536 + v0) >>> 0;
   const a = fmix32(fnvHi ^ fmix32(fnvLo));
   const b = fmix32(fnvLo ^ fmix32(a ^ 0x9e3779b9));
   // 27 high bits of a and 26 of b make an exact 53-bit integer; dividing by 2^53 stays below 1.
   return ((a >>> 5) * 67108864 + (b >>> 6)) / 9007199254740992;
+}
+
+/**
+ * seededUnit(seed, prefix + key) for many keys sharing a seed and prefix: the seed and prefix are hashed once.
+ * `hex` takes the key as a 64-bit value in two uint32 halves and hashes its 16 lowercase hex digits, with no
+ * string made (split's per-conversation key is `p:` and the prompt hash in hex).
+ */
+export class SeededUnits {
+  private readonly s0: number;
+  private readonly s1: number;
+  private readonly s2: number;
+  private readonly s3: number;
+  constructor(seed: number, prefix: string) {
+    if (!Number.isFinite(seed)) throw new RangeError(`seededUnit: seed must be a finite number, got ${seed}`);
+    fnvReset();
+    fnvString(String(seed));
+    fnvByte(0xff);
+    fnvString(prefix);
+    this.s0 = v0;
+    this.s1 = v1;
+    this.s2 = v2;
+    this.s3 = v3;
+  }
+
+  private restore(): void {
+    v0 = this.s0;
+    v1 = this.s1;
+    v2 = this.s2;
+    v3 = this.s3;
+  }
+
+  of(key: string): number {
+    this.restore();
+    fnvString(key);
+    return unitOfState();
+  }
+
+  hex(hi: number, lo: number): number {
+    this.restore();
+    for (let s = 28; s >= 0; s -= 4) fnvByte(NIBBLE_CODE[(hi >>> s) & 15]!);
+    for (let s = 28; s >= 0; s -= 4) fnvByte(NIBBLE_CODE[(lo >>> s) & 15]!);
+    return unitOfState();
+  }
 }

@@ -27,7 +27,7 @@ import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message } from './stage.js';
 import { finalAssistantText, keyText, messageText } from './messages.js';
-import { hash53, hashText, key53, normalizeText } from './normalize.js';
+import { hash53, hashText, key53, normalizeText, type SeededUnits } from './normalize.js';
 import { createRefusalDetector } from './refusal.js';
 
 export type SignalKey = 'conversation' | 'prompt' | 'last_user';
@@ -55,6 +55,8 @@ export interface Signals {
   keyLength(key: SignalKey): number;
   /** split: hashText of the normalised prompt (all user turns), the stable key of a conversation's own group. */
   promptHashHex(): string;
+  /** split: `units.of(promptHashHex())`, computed without the hex text where the hash is held as numbers. */
+  promptUnit(units: SeededUnits): number;
   /** split: key53s of the distinct non-empty texts that link conversations (prompt, and first/last turn when several). */
   linkHashes(): number[];
   /** The default refusal detector's verdict on the final assistant message. */
@@ -74,6 +76,9 @@ class StoredSignals implements Signals {
   }
   promptHashHex(): string {
     return this.t.slice(97, 113);
+  }
+  promptUnit(units: SeededUnits): number {
+    return units.of(this.promptHashHex());
   }
   linkHashes(): number[] {
     const out: number[] = [];
@@ -116,6 +121,9 @@ class ComputedSignals implements Signals {
   }
   promptHashHex(): string {
     return hashText(this.normalizedPrompt());
+  }
+  promptUnit(units: SeededUnits): number {
+    return units.of(this.promptHashHex());
   }
   users(): readonly Message[] {
     return (this.userMessages ??= this.messages.filter((m) => m.role === 'user'));
@@ -205,6 +213,9 @@ export class ColumnSignals implements Signals {
   }
   promptHashHex(): string {
     return hex(this.c.promptHi[this.k]!, 8) + hex(this.c.promptLo[this.k]!, 8);
+  }
+  promptUnit(units: SeededUnits): number {
+    return units.hex(this.c.promptHi[this.k]!, this.c.promptLo[this.k]!);
   }
   linkHashes(): number[] {
     const out: number[] = [];

@@ -10,6 +10,7 @@ import { normalizeText } from '../pipeline/normalize.js';
 import { NearDuplicateIndex, signatureBytes } from '../pipeline/minhash.js';
 import { BatchWorker } from '../pipeline/batch-worker.js';
 import { collectGarbageNow } from '../pipeline/memory.js';
+import { HashIndex } from '../pipeline/hash-index.js';
 
 export const dedupeParams = z.strictObject({
   method: z.enum(['exact', 'near']).default('exact'),
@@ -27,7 +28,7 @@ export default defineStage({
     const parent = new Int32Array(n).fill(-1);
     const created = new Float64Array(n).fill(NaN);
     // 53-bit keys (no string per conversation); equal length is checked too, so a collision never merges.
-    const firstByHash = new Map<number, number>();
+    const firstByHash = new HashIndex(ws.alive);
     const textLength = new Int32Array(n);
     // Sized for the conversations still alive (only those are indexed), not the whole store: 256 bytes each.
     let index = p.method === 'near' ? new NearDuplicateIndex({ threshold: p.threshold, seed: 0, expectedDocs: ws.alive }) : null;
@@ -57,7 +58,7 @@ export default defineStage({
         const h = c.signals.keyHash(p.key);
         const first = firstByHash.get(h);
         let exactCopy = false;
-        if (first === undefined) {
+        if (first === -1) {
           firstByHash.set(h, c.i);
           textLength[c.i] = length;
         } else if (textLength[first] === length) {

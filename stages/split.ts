@@ -15,7 +15,8 @@
 import * as aq from 'arquero';
 import { z } from 'zod';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
-import { seededUnit } from '../pipeline/normalize.js';
+import { SeededUnits } from '../pipeline/normalize.js';
+import { HashIndex } from '../pipeline/hash-index.js';
 import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 
 const groupBy = z
@@ -75,7 +76,7 @@ export default defineStage({
     const uf = new UnionFind(n);
     const firstByGroup = new Map<string, number>();
     // Keyed by a 53-bit hash (numbers, not strings: three keys per conversation add up at a million).
-    const firstByPrompt = new Map<number, number>();
+    const firstByPrompt = new HashIndex(n);
     /** The key hashed for the stable decision: the group key, or for per-conversation grouping the prompt. */
     const unit = new Float64Array(n);
     const stratum: string[] = new Array<string>(n);
@@ -89,10 +90,12 @@ export default defineStage({
     if (groupTag !== null || stratTag !== null) fields.push('tags');
     /** The first and last user turns' link hashes (NaN: none, or the same text as the prompt), linked below. */
     const turnLinks = new Float64Array(2 * n).fill(NaN);
-    const turnCount = new Map<number, number>();
+    const turnCount = new HashIndex(n);
+    // seededUnit(seed, `p:<prompt hash>`) and seededUnit(seed, `g:<group>`), the seed and prefix hashed once.
+    const promptUnits = new SeededUnits(ctx.seed, 'p:');
+    const groupUnits = new SeededUnits(ctx.seed, 'g:');
     for (const c of ctx.scan('split', { messages: 'signals', fields })) {
       const k = pos[c.i]!;
-      const promptHash = c.signals.promptHashHex();
       let group: string | null;
       if (p.group_by === 'conversation') group = null;
       else if (p.group_by === 'user_id') group = c.userId;
@@ -101,9 +104,9 @@ export default defineStage({
         const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, groupTag!) ? c.tags[groupTag!] : undefined;
         group = v === undefined || v === null ? null : String(v);
       }
-      // Conversations without a group value form groups of their own; their prompt still links them.
-      const stableKey = group === null ? `p:${promptHash}` : `g:${group}`;
-      unit[k] = seededUnit(ctx.seed, stableKey);
+      // Conversations without a group value form groups of their own (keyed `p:<prompt hash>`); their prompt
+      // still links them.
+      unit[k] = group === null ? c.signals.promptUnit(promptUnits) : groupUnits.of(group);
       if (group !== null) {
         const first = firstByGroup.get(group);
         if (first === undefined) firstByGroup.set(group, k);
@@ -116,11 +119,11 @@ export default defineStage({
       for (const h of c.signals.linkHashes()) {
         if (h === prompt) {
           const firstP = firstByPrompt.get(h);
-          if (firstP === undefined) firstByPrompt.set(h, k);
+          if (firstP === -1) firstByPrompt.set(h, k);
           else uf.union(firstP, k);
         } else if (turns < 2) {
           turnLinks[2 * k + turns++] = h;
-          turnCount.set(h, (turnCount.get(h) ?? 0) + 1);
+          turnCount.increment(h);
         }
       }
       if (p.stratify_by === 'refusal') stratum[k] = c.signals.defaultRefusal() ? 'refusal' : 'other';
@@ -134,13 +137,13 @@ export default defineStage({
     for (let j = 0; j < turnLinks.length; j++) {
       const h = turnLinks[j]!;
       if (Number.isNaN(h)) continue;
-      if (turnCount.get(h)! > LINK_CAP) {
+      if (turnCount.get(h) > LINK_CAP) {
         boilerplate++;
         continue;
       }
       const k = j >>> 1;
       const first = firstByPrompt.get(h);
-      if (first === undefined) firstByPrompt.set(h, k);
+      if (first === -1) firstByPrompt.set(h, k);
       else uf.union(first, k);
     }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashText, normalizeText, seededUnit } from '../pipeline/normalize.js';
+import { hashText, normalizeText, SeededUnits, seededUnit } from '../pipeline/normalize.js';
 import { mulberry32 } from '../data/random.js';
 
 /** Reference FNV-1a 64 with BigInt over TextEncoder's UTF-8, to check the split 32-bit arithmetic. */
@@ -123,6 +123,27 @@ describe('seededUnit', () => {
     const chi2 = buckets.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
     // 99 degrees of freedom: the 99.9th percentile is 148.2.
     expect(chi2).toBeLessThan(148.2);
+  });
+
+  it('SeededUnits gives seededUnit of prefix + key, for string keys and for 64-bit keys as hex', () => {
+    const keys = ['', 'a', 'conv-1', 'user:ü', '日本語 🙂', 'lone \ud800', '__proto__', 'x'.repeat(1000)];
+    for (const seed of [0, 7, 42, -3, 1.5, 2 ** 40]) {
+      for (const prefix of ['', 'p:', 'g:', 'rebalance:']) {
+        const units = new SeededUnits(seed, prefix);
+        for (const k of keys) expect(units.of(k), `${seed} ${prefix} ${k}`).toBe(seededUnit(seed, prefix + k));
+        // Interleaved with other hashing: the prefix state is restored each time, not carried on.
+        for (let i = 0; i < 200; i++) {
+          const hi = (Math.imul(i + 1, 0x9e3779b1) ^ (seed | 0)) >>> 0;
+          const lo = Math.imul(i + 7, 0x85ebca6b) >>> 0;
+          const text = hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+          hashText(text);
+          expect(units.hex(hi, lo), text).toBe(seededUnit(seed, prefix + text));
+        }
+        expect(units.hex(0, 0)).toBe(seededUnit(seed, `${prefix}0000000000000000`));
+        expect(units.hex(0xffffffff, 0xffffffff)).toBe(seededUnit(seed, `${prefix}ffffffffffffffff`));
+      }
+    }
+    expect(() => new SeededUnits(Number.NaN, 'p:')).toThrow(RangeError);
   });
 
   it('decides a 10% test split independently for different seeds', () => {
