@@ -10,7 +10,7 @@ import { regexSchema } from '../schemas/config.js';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';
 import { finalAssistantText } from '../pipeline/messages.js';
-import { seededUnit } from '../pipeline/normalize.js';
+import { SeededUnits } from '../pipeline/normalize.js';
 import { UsageError } from '../pipeline/errors.js';
 import { REFUSAL_NO, REFUSAL_YES } from '../pipeline/working-set.js';
 
@@ -70,11 +70,13 @@ export default defineStage({
     // With the curated list alone, the verdict is one of the conversation's stored signals: no text is read.
     const defaultOnly = p.default_phrases && !p.extra_phrases?.length && !p.patterns?.length;
     const fields: ScanField[] = p.tag !== undefined || byKey !== undefined ? ['id', 'tags'] : ['id'];
+    // seededUnit(seed, `rebalance:<id>`), the seed and prefix hashed once.
+    const units = new SeededUnits(ctx.seed, 'rebalance:');
     for (const c of ctx.scan('rebalance_refusals', { messages: defaultOnly ? 'signals' : true, fields })) {
       const isRefusal =
         (p.tag !== undefined && truthy(tagOf(c.tags, p.tag))) || (defaultOnly ? c.signals.defaultRefusal() : detect(finalAssistantText(c.messages)));
       idx.push(c.i);
-      tiebreak.push(seededUnit(ctx.seed, `rebalance:${c.id}`));
+      tiebreak.push(units.of(c.id));
       refusal.push(isRefusal ? 1 : 0);
       ctx.ws.refusal[c.i] = isRefusal ? REFUSAL_YES : REFUSAL_NO;
       const g = byKey === undefined ? 'all' : tagOf(c.tags, byKey);
@@ -94,10 +96,7 @@ export default defineStage({
       quota.set(g.group, { keepR: refusalsToKeep(g.n, g.r, p.target_rate), keepM, keptR: 0, keptM: 0, dropped: 0 });
     }
     // One pass in keep-priority order: each group keeps its best until its quota is used.
-    const ordered = aq
-      .table({ k: idx.map((_, k) => k), score, tiebreak })
-      .orderby(aq.desc('score'), 'tiebreak')
-      .array('k') as ArrayLike<number>;
+    const ordered = Int32Array.from(idx.keys()).sort((a, b) => score[b]! - score[a]! || tiebreak[a]! - tiebreak[b]! || a - b);
     for (let j = 0; j < ordered.length; j++) {
       const k = ordered[j]!;
       const q = quota.get(group[k]!)!;
