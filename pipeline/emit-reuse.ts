@@ -142,9 +142,10 @@ export class OutcomeRecorder {
     return this.recorded;
   }
 
-  written(pk: number, file: number, offset: number, length: number, total: number, assistant: number, flags: number, digest: string, prompt: string | null): void {
+  written(pk: number, file: number, offset: number, length: number, total: number, assistant: number, flags: number, digest: Uint8Array, prompt: string | null): void {
+    if (digest.length !== DIGEST_BYTES) throw new Error(`internal: a line digest of ${digest.length} bytes`);
     const k = this.push(pk, file, offset, length, total, assistant, flags, NO_REASON, prompt);
-    this.buf.write(digest, this.cols.digests.byteOffset - this.buf.byteOffset + k * DIGEST_BYTES, DIGEST_BYTES, 'latin1');
+    this.cols.digests.set(digest, k * DIGEST_BYTES);
     this.full();
   }
 
@@ -403,10 +404,10 @@ export class ReuseSource {
     return this.readers[c.file[k]!]!.read(c.offset[k]!, c.length[k]!);
   }
 
-  digest(e: number): string {
+  /** Outcome e's line digest: a view of the decoded chunk (copied by whoever keeps it). */
+  digest(e: number): Uint8Array {
     const k = this.at(e);
-    const d = this.cols!.digests;
-    return Buffer.from(d.buffer, d.byteOffset + k * DIGEST_BYTES, DIGEST_BYTES).toString('latin1');
+    return this.cols!.digests.subarray(k * DIGEST_BYTES, (k + 1) * DIGEST_BYTES);
   }
 
   dropReason(e: number): string {

@@ -21,6 +21,7 @@ import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
 import { jsonLine } from './canonical.js';
 import { jsonBytes, LineageWriter } from './lineage.js';
+import { DigestSet } from './hash-index.js';
 import { JobError } from './errors.js';
 import { activeRuns, currentOwner, ownerAlive } from './owner.js';
 import type { OutcomeStore } from './emit-reuse.js';
@@ -31,19 +32,19 @@ export interface SplitAccumulator {
   /** Appends one example line; returns its 1-based line number in the file. */
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
   /** The same, for a line already encoded (newline included) whose digest (lineDigest) is known. */
-  writeBytes(bytes: Buffer, digest: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
+  writeBytes(bytes: Buffer, digest: Uint8Array, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
   /** Where the last line written starts in the file, its length (newline included) and its digest. */
   readonly lastOffset: number;
   readonly lastLength: number;
-  readonly lastDigest: string;
+  readonly lastDigest: Uint8Array;
 }
 
 /**
- * A line's digest for the duplicate checks: md5 of its bytes without the newline, as a 16-character latin1
- * string (emit-reuse.ts keeps it as 16 bytes, so a copied line need not be digested again).
+ * A line's digest for the duplicate checks: md5 of its bytes without the newline, 16 bytes (emit-reuse.ts keeps
+ * them, so a copied line need not be digested again).
  */
-export function lineDigest(bytes: Buffer): string {
-  return hash('md5', bytes.subarray(0, bytes.length - 1), 'binary');
+export function lineDigest(bytes: Buffer): Uint8Array {
+  return hash('md5', bytes.subarray(0, bytes.length - 1), 'buffer');
 }
 
 const FLUSH_AT = 1 << 20;
@@ -59,8 +60,8 @@ class SplitSink implements SplitAccumulator {
   readonly duplicateLines: number[] = [];
   lastOffset = 0;
   lastLength = 0;
-  lastDigest = '';
-  private readonly seen = new Set<string>();
+  lastDigest: Uint8Array = new Uint8Array(16);
+  private readonly seen = new DigestSet();
   private readonly hash: Hash = createHash('sha256');
   private buf: Buffer[] = [];
   private bufLen = 0;
@@ -80,7 +81,7 @@ class SplitSink implements SplitAccumulator {
     return this.writeBytes(bytes, lineDigest(bytes), tokens, limit, refusal);
   }
 
-  writeBytes(bytes: Buffer, digest: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
+  writeBytes(bytes: Buffer, digest: Uint8Array, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
     this.lastOffset = this.bytes;
     this.lastLength = bytes.length;
     this.lastDigest = digest;
@@ -90,8 +91,7 @@ class SplitSink implements SplitAccumulator {
     this.assistant += tokens.assistant;
     this.billing += limit === null ? tokens.total : Math.min(limit, tokens.total);
     if (refusal) this.refusals++;
-    if (this.seen.has(digest)) this.duplicateLines.push(this.examples);
-    else this.seen.add(digest);
+    if (!this.seen.add(digest)) this.duplicateLines.push(this.examples);
     // Hashed a megabyte at a time when flushed (a dry run too): one update per line cost a call per example.
     this.buf.push(bytes);
     this.bufLen += bytes.length;
@@ -99,8 +99,9 @@ class SplitSink implements SplitAccumulator {
     return this.examples;
   }
 
-  lineHashes(): ReadonlySet<string> {
-    return this.seen;
+  /** How many of this file's distinct lines the other file holds too. */
+  sharedLines(other: SplitSink): number {
+    return this.seen.countShared(other.seen);
   }
 
   flush(): void {
@@ -261,9 +262,7 @@ export class OutputWriter {
         warnings.push(`${s.name}.jsonl has ${s.duplicateLines.length} exact duplicate example(s) (lines ${s.duplicateLines.slice(0, 5).join(', ')}${s.duplicateLines.length > 5 ? ', …' : ''})`);
       }
     }
-    const testHashes = this.test.lineHashes();
-    let shared = 0;
-    for (const h of this.train.lineHashes()) if (testHashes.has(h)) shared++;
+    const shared = this.train.sharedLines(this.test);
     if (shared > 0) warnings.push(`${shared} example(s) appear in both train.jsonl and test.jsonl`);
 
     const epochs = p.epochs === 'auto' ? autoEpochs(nTrain) : p.epochs;

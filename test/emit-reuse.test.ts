@@ -253,7 +253,7 @@ describe('emit reuse', () => {
         recorder.written(pk, file, sizes[file]!, line.length, k + 10, k % 50, flags, digest, null);
         lines[file]!.push(line);
         sizes[file]! += line.length;
-        expected.push({ pk, file, total: k + 10, assistant: k % 50, flags, reason: null, line, digest });
+        expected.push({ pk, file, total: k + 10, assistant: k % 50, flags, reason: null, line, digest: Buffer.from(digest).toString('hex') });
       }
       recorder.finish();
       expect(saved.complete).toBe(true);
@@ -289,7 +289,7 @@ describe('emit reuse', () => {
           flags: r.flags(e),
           reason: r.file(e) === SPLIT_NONE ? r.dropReason(e) : null,
           line: r.file(e) === SPLIT_NONE ? null : Buffer.from(r.bytes(e)),
-          digest: r.file(e) === SPLIT_NONE ? '' : r.digest(e),
+          digest: r.file(e) === SPLIT_NONE ? '' : Buffer.from(r.digest(e)).toString('hex'),
         };
         expect(got).toEqual(want);
         found++;
