@@ -6,8 +6,7 @@
  * blob. Here text is split with tiktoken's own pattern, each piece's tokens are memoised, and long pieces are
  * merged with a heap (pipeline/bpe.ts).
  */
-import cl100kRanks from 'js-tiktoken/ranks/cl100k_base';
-import o200kRanks from 'js-tiktoken/ranks/o200k_base';
+import { createRequire } from 'node:module';
 import { bytePairEncode, parseRanks, toByteString, type RankTable } from './bpe.js';
 import type { EncodingName } from './models.js';
 
@@ -151,18 +150,24 @@ class BpeTokenizer implements Tokenizer {
   }
 }
 
-const RANK_SOURCES: Record<EncodingName, { bpe_ranks: string }> = {
-  cl100k_base: cl100kRanks,
-  o200k_base: o200kRanks,
+/**
+ * js-tiktoken's rank files, loaded when a tokenizer is first built: 1-2 MB of JavaScript each, whose parsing cost
+ * every process that imports this module ~50 ms at start-up (ingest and the run's main thread included, which
+ * count no tokens themselves).
+ */
+const RANK_MODULES: Record<EncodingName, string> = {
+  cl100k_base: 'js-tiktoken/ranks/cl100k_base',
+  o200k_base: 'js-tiktoken/ranks/o200k_base',
 };
+const requireRanks = createRequire(import.meta.url);
 const tokenizers = new Map<EncodingName, Tokenizer>();
 
 /** One tokenizer per encoding per process: building the rank map costs ~0.1–0.3 s. */
 export function getTokenizer(encoding: EncodingName): Tokenizer {
   let tok = tokenizers.get(encoding);
   if (!tok) {
-    const source = RANK_SOURCES[encoding];
-    if (!source) throw new RangeError(`unknown encoding "${String(encoding)}"`);
+    if (!Object.prototype.hasOwnProperty.call(RANK_MODULES, encoding)) throw new RangeError(`unknown encoding "${String(encoding)}"`);
+    const source = requireRanks(RANK_MODULES[encoding]) as { bpe_ranks: string };
     tok = new BpeTokenizer(encoding, parseRanks(source.bpe_ranks));
     tokenizers.set(encoding, tok);
   }
