@@ -1,5 +1,5 @@
 /**
- * A map from 53-bit hash keys (key53, the signals' text hashes) to int32 values ≥ 0, held in two typed arrays
+ * A map from integer hash keys (key53, the signals' text hashes) to int32 values ≥ 0, held in two typed arrays
  * (open addressing, linear probing). Dedupe and split look one up per conversation: a Map<number, number> keyed
  * by such doubles boxes every key and cost several times as much per lookup at 200k conversations.
  */
@@ -53,7 +53,8 @@ export class HashIndex {
 
   /** The slot holding `key`, or the empty slot where it would go. */
   private slot(key: number): number {
-    if (!(key >= 0 && key <= Number.MAX_SAFE_INTEGER && Number.isInteger(key))) throw new RangeError(`HashIndex: keys are integers in [0, 2^53), got ${key}`);
+    // Stored hashes are below 2^53; a damaged signals text can hold up to 14 hex digits, still a distinct key.
+    if (!(key >= 0 && key < 18446744073709551616 && Number.isInteger(key))) throw new RangeError(`HashIndex: keys are integers in [0, 2^64), got ${key}`);
     const lo = key >>> 0;
     const hi = (key - lo) / 4294967296;
     const mask = this.values.length - 1;

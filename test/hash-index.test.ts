@@ -10,7 +10,7 @@ describe('HashIndex', () => {
     const map = new Map<number, number>();
     // Real 53-bit keys, plus the edges and keys equal in their low or high 32 bits (colliding start slots).
     const keys = Array.from({ length: 30_000 }, (_, i) => key53(`text ${i % 20_000}`));
-    keys.push(0, 1, Number.MAX_SAFE_INTEGER, 2 ** 32, 2 ** 32 + 1, 7 * 2 ** 32, 2 ** 52);
+    keys.push(0, 1, Number.MAX_SAFE_INTEGER, 2 ** 32, 2 ** 32 + 1, 7 * 2 ** 32, 2 ** 52, 2 ** 55 + 2 ** 33, 2 ** 56 - 2 ** 4);
     keys.forEach((k, i) => {
       if (i % 3 === 0) {
         const v = (map.get(k) ?? 0) + 1;
@@ -32,7 +32,7 @@ describe('HashIndex', () => {
 
   it('refuses keys and values it cannot hold, rather than mixing them up', () => {
     const idx = new HashIndex();
-    for (const bad of [Number.NaN, -1, 0.5, 2 ** 53, Infinity]) expect(() => idx.get(bad), String(bad)).toThrow(RangeError);
+    for (const bad of [Number.NaN, -1, 0.5, 2 ** 64, Infinity]) expect(() => idx.get(bad), String(bad)).toThrow(RangeError);
     for (const bad of [-1, 0.5, 2 ** 31, Number.NaN]) expect(() => idx.set(1, bad), String(bad)).toThrow(RangeError);
     expect(idx.size).toBe(0);
   });
