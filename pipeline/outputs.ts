@@ -19,7 +19,6 @@ import { CHUNK as COLUMN_CHUNK, type ColumnSource } from './columns.js';
 import type { Message, StageContext } from './stage.js';
 import type { EmitParams } from '../stages/emit.js';
 import { VERSION } from './version.js';
-import { jsonLine } from './canonical.js';
 import { jsonBytes, LineageWriter } from './lineage.js';
 import { DigestSet } from './hash-index.js';
 import { JobError } from './errors.js';
