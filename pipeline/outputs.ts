@@ -32,7 +32,7 @@ export interface SplitAccumulator {
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
   /** The same, for a line already encoded (newline included) whose digest (lineDigest) is known. */
   writeBytes(bytes: Buffer, digest: Uint8Array, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
-  /** Where the last line written starts in the file, its length (newline included) and its digest. */
+  /** Where the last line written starts in the file, its length (newline included) and its digest (until the next line). */
   readonly lastOffset: number;
   readonly lastLength: number;
   readonly lastDigest: Uint8Array;
@@ -40,11 +40,17 @@ export interface SplitAccumulator {
 
 /**
  * A line's digest for the duplicate checks: md5 of its bytes without the newline, 16 bytes (emit-reuse.ts keeps
- * them, so a copied line need not be digested again).
+ * them, so a copied line need not be digested again). Returned in one scratch array, valid until the next call:
+ * its readers copy it at once, and a 16-byte ArrayBuffer per line (what `hash` returns as a Buffer) is freed only
+ * by a collection — a million of them in a 1M run.
  */
 export function lineDigest(bytes: Buffer): Uint8Array {
-  return hash('md5', bytes.subarray(0, bytes.length - 1), 'buffer');
+  const text = hash('md5', bytes.subarray(0, bytes.length - 1), 'binary');
+  for (let i = 0; i < 16; i++) DIGEST_SCRATCH[i] = text.charCodeAt(i);
+  return DIGEST_SCRATCH;
 }
+
+const DIGEST_SCRATCH = new Uint8Array(16);
 
 const FLUSH_AT = 1 << 20;
 
