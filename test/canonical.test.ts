@@ -5,18 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, canonicalJsonWalk } from '../pipeline/canonical.js';
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../data/random.js';
 
 const KEYS = ['role', 'content', 'a', 'B', 'b', '', ' ', 'é', '日本', '🙂', '\ud800', '__proto__', 'toJSON', 'constructor', '0', '1', '10', '01', '-1', '1.5', '4294967295', 'z'];
 const STRINGS = ['', 'x', 'naïve 日本語 🙂', 'quote " backslash \\ newline \n tab \t', '\u0000\u001f\u007f', '\u2028\u2029\u0085', 'lone \ud800 \udc00', '<|endoftext|>', '{"not":"json"}'];
@@ -52,7 +41,7 @@ function randomValue(r: () => number, depth: number): unknown {
 
 describe('canonicalJson', () => {
   it('writes what the piece-by-piece walk writes, for 20,000 random JSON values and their re-parsed copies', () => {
-    const r = rng(42);
+    const r = mulberry32(42);
     for (let i = 0; i < 20_000; i++) {
       const v = randomValue(r, 4);
       const want = canonicalJsonWalk(v);
