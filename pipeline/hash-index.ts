@@ -10,8 +10,7 @@ export class HashIndex {
   private count = 0;
 
   constructor(expected = 0) {
-    let bits = 4;
-    while (1 << bits < 2 * expected) bits++;
+    const bits = tableBits(expected);
     this.keys = new Float64Array(1 << bits);
     this.values = new Int32Array(1 << bits).fill(-1);
     this.shift = 32 - bits;
@@ -84,8 +83,7 @@ export class DigestSet {
   private count = 0;
 
   constructor(expected = 0) {
-    let bits = 4;
-    while (1 << bits < 2 * expected) bits++;
+    const bits = tableBits(expected);
     this.words = new Int32Array(4 << bits);
     this.filled = new Uint8Array(1 << bits);
     this.shift = 32 - bits;
@@ -151,6 +149,13 @@ export class DigestSet {
     this.count = 0;
     for (let s = 0; s < filled.length; s++) if (filled[s] === 1) this.addWords(words[4 * s]!, words[4 * s + 1]!, words[4 * s + 2]!, words[4 * s + 3]!);
   }
+}
+
+/** log2 of a table's slots for `expected` entries: at most half full (both tables double past half). */
+function tableBits(expected: number): number {
+  let bits = 4;
+  while (1 << bits < 2 * expected) bits++;
+  return bits;
 }
 
 /** Bytes at..at+3 of `d` as a little-endian int32. */
