@@ -150,6 +150,59 @@ describe('checkExample: OpenAI error kinds', () => {
   });
 });
 
+describe('checkExample: agrees with the training-example schema', () => {
+  it('on every mutation of every field of examples of each shape (the plain ones skip zod)', () => {
+    const bases: Record<string, unknown>[] = [
+      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] },
+      { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'x' }, { role: 'assistant', content: 'y', weight: 0 }, { role: 'assistant', content: 'z', weight: 1 }] },
+      { messages: [{ role: 'user', content: 'x', name: 'ann' }, { role: 'assistant', content: 'y' }], extra: 1 },
+      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', content: 'r', tool_call_id: 'c' }, { role: 'assistant', content: 'y' }] },
+      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }], tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }] },
+      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', function_call: { name: 'f', arguments: '{}' } }, { role: 'function', name: 'f', content: '1' }, { role: 'assistant', content: 'y' }] },
+    ];
+    const values: unknown[] = [undefined, null, '', 'x', 'bogus', 0, 1, 2, -1, 0.5, true, [], [{}], {}, { a: 1 }, 'assistant', 'user', 'function'];
+    const keys = ['role', 'content', 'name', 'weight', 'tool_calls', 'tool_call_id', 'function_call', 'refusal', '__proto__', 'tools'];
+    let checked = 0;
+    let accepted = 0;
+    const agree = (s: unknown, what: string): void => {
+      expect(checkExample(s).length === 0, what).toBe(TrainingExampleSchema.safeParse(s).success);
+      checked++;
+      if (checkExample(s).length === 0) accepted++;
+    };
+    for (const base of bases) {
+      agree(base, 'base');
+      const text = JSON.stringify(base);
+      const msgs = (base.messages as unknown[]).length;
+      for (let i = 0; i < msgs; i++) {
+        for (const k of keys) {
+          for (const v of values) {
+            // A fresh copy each time, through JSON.parse as validate reads lines (an own "__proto__" key stays one).
+            const copy = JSON.parse(text) as { messages: Record<string, unknown>[] };
+            const m = copy.messages[i]!;
+            if (v === undefined) delete m[k];
+            else Object.defineProperty(m, k, { value: v, enumerable: true, writable: true, configurable: true });
+            agree(copy, `messages[${i}].${k} = ${JSON.stringify(v)}`);
+            agree(JSON.parse(JSON.stringify(copy)) as unknown, `re-parsed messages[${i}].${k} = ${JSON.stringify(v)}`);
+          }
+        }
+      }
+      for (const v of values) {
+        const copy = JSON.parse(text) as Record<string, unknown>;
+        if (v === undefined) delete copy.tools;
+        else copy.tools = v;
+        agree(copy, `tools = ${JSON.stringify(v)}`);
+        agree({ ...copy, messages: [v, ...(copy.messages as unknown[])] }, `a message that is ${JSON.stringify(v)}`);
+      }
+    }
+    // A sparse messages array (not from JSON, but an array all the same).
+    const sparse: unknown[] = [];
+    sparse[1] = { role: 'assistant', content: 'y' };
+    agree({ messages: sparse }, 'sparse');
+    expect(checked).toBeGreaterThan(2000);
+    expect(accepted).toBeGreaterThan(100);
+  });
+});
+
 describe('validateFile: errors by line', () => {
   it('reports each error kind on the line where it occurs', async () => {
     const lines = [
