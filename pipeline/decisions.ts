@@ -37,24 +37,84 @@ export interface EncodedChunk {
  */
 export const CHUNK = 16_384;
 
-/** The run's decisions as JSON chunks of CHUNK consecutive conversations (none for an empty run). */
+/**
+ * The run's decisions as JSON chunks of CHUNK consecutive conversations (none for an empty run). Each chunk is
+ * assembled as bytes in one buffer and decoded once: a template string per conversation joined cost ~0.3 s of a
+ * million-conversation run. Reasons are JSON-escaped once each.
+ */
 export function* encodeDecisions(ws: WorkingSet): Generator<EncodedChunk> {
-  // Built as text directly (no array of small arrays): only reasons need JSON escaping, once each.
-  const reasonJson = ws.reasons.map((r) => JSON.stringify(r));
+  const reasonJson = ws.reasons.map((r) => Buffer.from(JSON.stringify(r), 'utf8'));
+  let buf = Buffer.allocUnsafe(64 * CHUNK);
   for (let from = 0; from < ws.size; from += CHUNK) {
     const to = Math.min(ws.size, from + CHUNK);
-    const parts: string[] = [];
+    let p = 0;
+    buf[p++] = 0x5b; // [
     for (let i = from; i < to; i++) {
       const by = ws.droppedBy[i]!;
-      const tokens = ws.tokens[i]! >= 0 ? ws.tokens[i]! : 'null';
-      parts.push(
-        by >= 0
-          ? `[${ws.pks[i]},${by},${reasonJson[ws.reasonOf[i]!] ?? 'null'},${ws.split[i]},null,${tokens}]`
-          : `[${ws.pks[i]},null,null,${ws.split[i]},${ws.line[i]! || 'null'},${tokens}]`,
-      );
+      const reason = by >= 0 ? reasonJson[ws.reasonOf[i]!] : undefined;
+      // Room for this entry: six numbers of at most 16 digits, punctuation, and the reason.
+      const need = 128 + (reason?.length ?? 0);
+      if (p + need > buf.length) {
+        const grown = Buffer.allocUnsafe(2 * buf.length + need);
+        buf.copy(grown, 0, 0, p);
+        buf = grown;
+      }
+      if (i > from) buf[p++] = 0x2c; // ,
+      buf[p++] = 0x5b;
+      p = writeInt(buf, p, ws.pks[i]!);
+      buf[p++] = 0x2c;
+      if (by >= 0) {
+        p = writeInt(buf, p, by);
+        buf[p++] = 0x2c;
+        if (reason === undefined) p = writeNull(buf, p);
+        else p += reason.copy(buf, p);
+        buf[p++] = 0x2c;
+        p = writeInt(buf, p, ws.split[i]!);
+        buf[p++] = 0x2c;
+        p = writeNull(buf, p);
+      } else {
+        p = writeNull(buf, p);
+        buf[p++] = 0x2c;
+        p = writeNull(buf, p);
+        buf[p++] = 0x2c;
+        p = writeInt(buf, p, ws.split[i]!);
+        buf[p++] = 0x2c;
+        const line = ws.line[i]!;
+        p = line ? writeInt(buf, p, line) : writeNull(buf, p);
+      }
+      buf[p++] = 0x2c;
+      const tokens = ws.tokens[i]!;
+      p = tokens >= 0 ? writeInt(buf, p, tokens) : writeNull(buf, p);
+      buf[p++] = 0x5d; // ]
     }
-    yield { firstPk: ws.pks[from]!, lastPk: ws.pks[to - 1]!, n: to - from, decisions: `[${parts.join(',')}]` };
+    buf[p++] = 0x5d;
+    yield { firstPk: ws.pks[from]!, lastPk: ws.pks[to - 1]!, n: to - from, decisions: buf.toString('utf8', 0, p) };
   }
+}
+
+/** `n` (an integer, as the working set's columns hold) in decimal at `p`; returns the end. */
+function writeInt(buf: Buffer, p: number, n: number): number {
+  if (n < 0) {
+    buf[p++] = 0x2d;
+    n = -n;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  let q = p + digits;
+  const end = q;
+  do {
+    buf[--q] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return end;
+}
+
+function writeNull(buf: Buffer, p: number): number {
+  buf[p] = 0x6e;
+  buf[p + 1] = 0x75;
+  buf[p + 2] = 0x6c;
+  buf[p + 3] = 0x6c;
+  return p + 4;
 }
 
 type Entry = [number, number | null, string | null, number, number | null, number | null];

@@ -57,6 +57,48 @@ describe('decision sets', () => {
     expect(chunks.reduce((a, c) => a + c.decisions.length, 0)).toBeLessThan(n * 40);
   });
 
+  it('writes exactly the text of the template encoder it replaced, for every kind of entry', () => {
+    // The previous encoder, kept here as the definition of the text (run_decisions' view parses it in SQL).
+    const reference = (ws: WorkingSet): string[] => {
+      const reasonJson = ws.reasons.map((r) => JSON.stringify(r));
+      const out: string[] = [];
+      for (let from = 0; from < ws.size; from += CHUNK) {
+        const parts: string[] = [];
+        for (let i = from; i < Math.min(ws.size, from + CHUNK); i++) {
+          const by = ws.droppedBy[i]!;
+          const tokens = ws.tokens[i]! >= 0 ? ws.tokens[i]! : 'null';
+          parts.push(
+            by >= 0
+              ? `[${ws.pks[i]},${by},${reasonJson[ws.reasonOf[i]!] ?? 'null'},${ws.split[i]},null,${tokens}]`
+              : `[${ws.pks[i]},null,null,${ws.split[i]},${ws.line[i]! || 'null'},${tokens}]`,
+          );
+        }
+        out.push(`[${parts.join(',')}]`);
+      }
+      return out;
+    };
+    const rand = prng(11);
+    const n = CHUNK + 777;
+    const pks = new Int32Array(n);
+    for (let i = 0; i < n; i++) pks[i] = i === 0 ? 1 : pks[i - 1]! + (i === 5 ? 2_000_000_000 : 1 + Math.floor(rand() * 3));
+    const ws = new WorkingSet(pks, Array.from(pks, (p) => `c${p}`));
+    // Long and hostile reasons: a chunk of them outgrows the encoder's first buffer.
+    const reasons = ['feedback_below_min', 'duplicate_of:"q"\\n\n', 'naïve 日本語 🙂', 'lone \ud800', '\u2028', 'x'.repeat(5000), ''];
+    for (let i = 0; i < n; i++) {
+      ws.tokens[i] = rand() < 0.2 ? -1 : rand() < 0.1 ? 2_147_483_647 : Math.floor(rand() * 5000);
+      const r = rand();
+      if (r < 0.5) ws.drop(i, Math.floor(rand() * 6), reasons[Math.floor(rand() * reasons.length)]!);
+      else {
+        ws.split[i] = r < 0.6 ? SPLIT_TEST : r < 0.95 ? SPLIT_TRAIN : 0;
+        ws.line[i] = r < 0.97 ? 1 + Math.floor(rand() * 1e9) : 0;
+      }
+    }
+    const got = [...encodeDecisions(ws)].map((c) => c.decisions);
+    const want = reference(ws);
+    expect(got).toHaveLength(want.length);
+    got.forEach((g, k) => expect(g === want[k], `chunk ${k}`).toBe(true));
+  });
+
   it('an empty run has no chunks; a corrupt or foreign record is an error, not a wrong answer', () => {
     expect([...encodeDecisions(new WorkingSet(new Int32Array(0), []))]).toEqual([]);
     const ws = new WorkingSet(Int32Array.from([1, 2, 3]), ['a', 'b', 'c']);
