@@ -140,3 +140,24 @@ export function jsonLine(value: unknown): string {
 export function escapeLineBreaks(json: string): string {
   return json.replace(/[\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * `n` in decimal at `p` of `buf` (room assumed); returns the end. Integers digit by digit, anything else as
+ * String(n) writes it — what a template string would have put there.
+ */
+export function writeDecimal(buf: Buffer, p: number, n: number): number {
+  if (!Number.isSafeInteger(n)) return p + buf.write(String(n), p, 'latin1');
+  if (n < 0) {
+    buf[p++] = 0x2d;
+    n = -n;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  let q = p + digits;
+  const end = q;
+  do {
+    buf[--q] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return end;
+}

@@ -13,6 +13,7 @@
  *     tokens:  the example's token count, or null when not counted
  */
 import { indexOfPk, SPLIT_TEST, type WorkingSet } from './working-set.js';
+import { writeDecimal } from './canonical.js';
 
 export interface Decision {
   readonly status: 'train' | 'test' | 'dropped';
@@ -61,15 +62,15 @@ export function* encodeDecisions(ws: WorkingSet): Generator<EncodedChunk> {
       }
       if (i > from) buf[p++] = 0x2c; // ,
       buf[p++] = 0x5b;
-      p = writeInt(buf, p, ws.pks[i]!);
+      p = writeDecimal(buf, p, ws.pks[i]!);
       buf[p++] = 0x2c;
       if (by >= 0) {
-        p = writeInt(buf, p, by);
+        p = writeDecimal(buf, p, by);
         buf[p++] = 0x2c;
         if (reason === undefined) p = writeNull(buf, p);
         else p += reason.copy(buf, p);
         buf[p++] = 0x2c;
-        p = writeInt(buf, p, ws.split[i]!);
+        p = writeDecimal(buf, p, ws.split[i]!);
         buf[p++] = 0x2c;
         p = writeNull(buf, p);
       } else {
@@ -77,36 +78,19 @@ export function* encodeDecisions(ws: WorkingSet): Generator<EncodedChunk> {
         buf[p++] = 0x2c;
         p = writeNull(buf, p);
         buf[p++] = 0x2c;
-        p = writeInt(buf, p, ws.split[i]!);
+        p = writeDecimal(buf, p, ws.split[i]!);
         buf[p++] = 0x2c;
         const line = ws.line[i]!;
-        p = line ? writeInt(buf, p, line) : writeNull(buf, p);
+        p = line ? writeDecimal(buf, p, line) : writeNull(buf, p);
       }
       buf[p++] = 0x2c;
       const tokens = ws.tokens[i]!;
-      p = tokens >= 0 ? writeInt(buf, p, tokens) : writeNull(buf, p);
+      p = tokens >= 0 ? writeDecimal(buf, p, tokens) : writeNull(buf, p);
       buf[p++] = 0x5d; // ]
     }
     buf[p++] = 0x5d;
     yield { firstPk: ws.pks[from]!, lastPk: ws.pks[to - 1]!, n: to - from, decisions: buf.toString('utf8', 0, p) };
   }
-}
-
-/** `n` (an integer, as the working set's columns hold) in decimal at `p`; returns the end. */
-function writeInt(buf: Buffer, p: number, n: number): number {
-  if (n < 0) {
-    buf[p++] = 0x2d;
-    n = -n;
-  }
-  let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
-  let q = p + digits;
-  const end = q;
-  do {
-    buf[--q] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  return end;
 }
 
 function writeNull(buf: Buffer, p: number): number {

@@ -5,7 +5,7 @@
  * building a template string per line and encoding it cost ~1.2 µs a line, most of lineage's time.
  */
 import { writeSync } from 'node:fs';
-import { jsonLine } from './canonical.js';
+import { jsonLine, writeDecimal } from './canonical.js';
 
 const FLUSH_AT = 1 << 20;
 
@@ -113,20 +113,8 @@ export class LineageWriter {
     }
   }
 
-  /** A non-negative integer in decimal. */
   private int(n: number): void {
-    if (!(Number.isSafeInteger(n) && n >= 0)) {
-      this.p += this.buf.write(String(n), this.p, 'latin1');
-      return;
-    }
-    const b = this.buf;
-    let digits = 1;
-    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
-    let p = this.p + digits;
-    this.p = p;
-    do {
-      b[--p] = 0x30 + (n % 10);
-      n = Math.floor(n / 10);
-    } while (n > 0);
+    this.p = writeDecimal(this.buf, this.p, n);
   }
+
 }
