@@ -4,7 +4,6 @@
  * escaped (test/lineage.test.ts checks hostile ids and file names against it) — but assembled in one buffer:
  * building a template string per line and encoding it cost ~1.2 µs a line, most of lineage's time.
  */
-import { writeSync } from 'node:fs';
 import { jsonLine, writeDecimal } from './canonical.js';
 
 const FLUSH_AT = 1 << 20;
@@ -30,10 +29,8 @@ export class LineageWriter {
   private buf = Buffer.allocUnsafeSlow(FLUSH_AT + (64 << 10));
   private p = 0;
 
-  /** Without a file (tests): what each flush wrote. */
-  readonly captured: Buffer[] = [];
-
-  constructor(private readonly fd: number | null) {}
+  /** `sink` takes each flushed run of lines; it must write or copy them before it returns (the buffer is reused). */
+  constructor(private readonly sink: (bytes: Buffer) => void) {}
 
   /** A dropped conversation: `stage` and `reason` are their JSON texts (jsonBytes), encoded once each by the caller. */
   dropped(id: string, stage: Buffer, reason: Buffer, file: Buffer, sourceLine: number): void {
@@ -55,11 +52,10 @@ export class LineageWriter {
     this.end(file, sourceLine);
   }
 
-  /** Writes what is buffered. */
+  /** Hands what is buffered to the sink. */
   flush(): void {
     if (this.p === 0) return;
-    if (this.fd !== null) writeSync(this.fd, this.buf, 0, this.p);
-    else this.captured.push(Buffer.from(this.buf.subarray(0, this.p)));
+    this.sink(this.buf.subarray(0, this.p));
     this.p = 0;
   }
 
@@ -116,5 +112,4 @@ export class LineageWriter {
   private int(n: number): void {
     this.p = writeDecimal(this.buf, this.p, n);
   }
-
 }

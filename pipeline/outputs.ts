@@ -487,7 +487,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
   const fd = openSync(path, 'w');
   try {
     const maxPk = ws.size ? ws.pks[ws.size - 1]! : 0;
-    const out = new LineageWriter(fd);
+    const out = new LineageWriter((bytes) => writeSync(fd, bytes));
     // Stage names, reasons (duplicate_of:<id> makes many distinct ones) and file names: encoded once each.
     const stageJson = run.funnel.map((f) => jsonBytes(f.name));
     const reasonJson: (Buffer | undefined)[] = new Array<Buffer | undefined>(ws.reasons.length);
