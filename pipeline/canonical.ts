@@ -1,4 +1,7 @@
-/** Canonical JSON (sorted keys, no whitespace) and digests: the basis of derived ids and conflict detection. */
+/**
+ * JSON text: canonical JSON (sorted keys, no whitespace) and digests, the basis of derived ids and conflict
+ * detection; and the line helpers emit, lineage and the decision sets share (jsonLine, writeDecimal).
+ */
 import { hash } from 'node:crypto';
 
 /**
