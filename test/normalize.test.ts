@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hashText, normalizeText, SeededUnits, seededUnit } from '../pipeline/normalize.js';
+import { createHash } from 'node:crypto';
+import { hashText, key53, normalizeText, SeededUnits, seededUnit } from '../pipeline/normalize.js';
 import { mulberry32 } from '../data/random.js';
 
 /** Reference FNV-1a 64 with BigInt over TextEncoder's UTF-8, to check the split 32-bit arithmetic. */
@@ -12,6 +13,11 @@ function fnv1a64Reference(s: string): string {
   return h.toString(16).padStart(16, '0');
 }
 
+/** key53's definition, computed the slow way: SHA-1 over TextEncoder's UTF-8, bits 0–52 of its first 8 bytes. */
+function key53Reference(s: string): number {
+  const d = createHash('sha1').update(new TextEncoder().encode(s)).digest();
+  return Number(d.readBigUInt64BE(0) & 0x1fffffffffffffn);
+}
 
 describe('normalizeText', () => {
   it('lower-cases ASCII and collapses whitespace runs to one space, trimmed', () => {
@@ -96,6 +102,22 @@ describe('hashText', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 100_000; i++) seen.add(hashText(`prompt number ${i}`));
     expect(seen.size).toBe(100_000);
+  });
+});
+
+describe('key53', () => {
+  it('is the low 53 bits of the first 8 bytes of SHA-1 over UTF-8, lone surrogates as U+FFFD', () => {
+    const samples = ['', 'a', 'café', 'straße οδοσ', '日本語のテキスト', 'emoji 👍🏽 ok', 'lone \ud800 high', 'lone \udc00 low', '\u0800\uffff', 'x'.repeat(100_000)];
+    for (const s of samples) expect(key53(s), JSON.stringify(s.slice(0, 20))).toBe(key53Reference(s));
+    const rand = mulberry32(12);
+    for (let i = 0; i < 2_000; i++) {
+      let s = '';
+      const n = Math.floor(rand() * 40);
+      // Every byte value must come through, so half the texts are Latin-1 and half any UTF-16 unit.
+      const span = i % 2 === 0 ? 0x100 : 0x10000;
+      for (let j = 0; j < n; j++) s += String.fromCharCode(Math.floor(rand() * span));
+      expect(key53(s)).toBe(key53Reference(s));
+    }
   });
 });
 
