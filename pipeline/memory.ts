@@ -6,12 +6,23 @@ import vm from 'node:vm';
 
 /**
  * Memory stays near the live set: V8 sizes its heap limit from the machine's memory and, on a big machine, lets
- * garbage from millions of parsed conversations pile up to gigabytes before a full collection. Between scan
- * pages, once the heap has grown HEAP_SLACK past what was live after the last collection, collect now.
+ * garbage from millions of parsed conversations pile up to gigabytes before a full collection. Between ingest
+ * batches, once the heap has grown HEAP_SLACK past what was live after the last collection, collect now.
  * 128 MB: exact runs, peak RSS / seconds — 200k cold cache 549 MB / 4.73 s at 256 MB, 511 MB / 4.81 s at
- * 128 MB, 449 MB / 5.48 s at 64 MB; 1M warm cache 698 MB / 19.5 s, 554 MB / 20.0 s, 501 MB / 22.5 s.
+ * 128 MB, 449 MB / 5.48 s at 64 MB; 1M warm cache 698 MB / 19.5 s, 554 MB / 20.0 s, 501 MB / 22.5 s. Ingest
+ * keeps 128 MB: at 32 MB its 200k ingest took 7.50–8.07 s against 7.26–7.71 s, alternating (eighth round).
  */
 const HEAP_SLACK = 128 * 1024 * 1024;
+
+/**
+ * Runs' budget, between scan pages (stage scans and emit's windows). Since the runs' live heap shrank (ids,
+ * rank files and per-line strings no longer held: ~35 MB of objects at a million conversations, plus typed
+ * arrays), a full collection is cheap, and most of a run's peak was garbage waiting for the 128 MB budget. At
+ * 64 MB, alternating with 128 MB on the same stores (eighth round): 200k cold exact run 3.54–3.77 s and
+ * 369–383 MB against 3.51–3.68 s and 402–409 MB; near 4.95–5.12 s and 379–386 MB against 4.92–5.01 s and
+ * 409–413 MB; 1M exact 15.8–16.3 s and 449–450 MB against 16.7–17.7 s and 483–512 MB.
+ */
+export const RUN_HEAP_SLACK = 64 * 1024 * 1024;
 const collectGarbage: (() => void) | null = (() => {
   try {
     v8.setFlagsFromString('--expose-gc');

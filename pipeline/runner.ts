@@ -17,7 +17,7 @@ import { canonicalJson } from './canonical.js';
 import { ROLES } from '../schemas/log-record.js';
 import { encodeDecisions } from './decisions.js';
 import { latestFeedback } from './feedback.js';
-import { keepHeapNearLiveSet } from './memory.js';
+import { keepHeapNearLiveSet, RUN_HEAP_SLACK } from './memory.js';
 import { activeRuns, currentOwner, runAlive } from './owner.js';
 import { ColumnSignals, encodeSignals, signalsFromMessages, signalsFromStored, type Signals } from './signals.js';
 import { buildColumns, CHUNK as COLUMN_CHUNK, ColumnSource, NO_ROLE, ROLE_CODE, type ColumnChunk } from './columns.js';
@@ -471,7 +471,7 @@ function* scanConversations(
   const task = progress.task(label, { total, unit: 'items' });
   function* fromTable(pages: Iterable<[number, ScanRow][]>): Generator<ScannedConversation> {
     for (const page of pages) {
-      keepHeapNearLiveSet();
+      keepHeapNearLiveSet(RUN_HEAP_SLACK);
       signalsFiller?.fill(page);
       for (const [k, row] of page) {
         if (!ws.isAlive(k)) continue;
@@ -492,7 +492,7 @@ function* scanConversations(
       };
       let k = 0;
       for (let c = 0; c < cache.count && k < n; c++) {
-        keepHeapNearLiveSet();
+        keepHeapNearLiveSet(RUN_HEAP_SLACK);
         const ch = cache.chunk(c);
         if (ch === null) {
           // Removed by a run of other code since this run's snapshot: its rows are still in the table.
