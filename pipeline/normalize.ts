@@ -167,14 +167,15 @@ export function hash53(s: string): number {
 
 /**
  * A 53-bit identity key of a string for use within one run (exact dedupe, split's prompt links): the low 53
- * bits of the first 8 bytes (big-endian) of the SHA-1 of its UTF-8 bytes (lone surrogates as U+FFFD). Native hashing runs about seven times
- * faster than FNV in JS on long texts, which matters when every conversation's whole text is keyed. Not for
- * anything whose value must stay the same across versions (split's stable key is `hashText`). Callers that
- * must not merge on a collision (~n²/2^54) check something else too, such as the text's length.
+ * bits of the first 8 bytes (big-endian) of the SHA-1 of its UTF-8 bytes (lone surrogates as U+FFFD). Native
+ * hashing runs about seven times faster than FNV in JS on long texts, which matters when every conversation's
+ * whole text is keyed. Not for anything whose value must stay the same across versions (split's stable key is
+ * `hashText`). Callers that must not merge on a collision (~n²/2^54) check something else too, such as the
+ * text's length.
  */
 export function key53(s: string): number {
-  // The digest as a 'binary' (latin1) string (one char per byte): asking for a Buffer costs as much again as hashing a
-  // typical prompt, for the Buffer's allocation.
+  // The digest as a 'binary' (latin1) string, one char per byte: asking for a Buffer costs as much again as
+  // hashing a typical prompt, for the Buffer's allocation.
   const d = nativeHash('sha1', s, 'binary');
   const hi = ((d.charCodeAt(1) & 0x1f) << 16) | (d.charCodeAt(2) << 8) | d.charCodeAt(3);
   const lo = ((d.charCodeAt(4) << 24) | (d.charCodeAt(5) << 16) | (d.charCodeAt(6) << 8) | d.charCodeAt(7)) >>> 0;

@@ -13,7 +13,7 @@ function fnv1a64Reference(s: string): string {
   return h.toString(16).padStart(16, '0');
 }
 
-/** key53's definition, computed the slow way: SHA-1 over TextEncoder's UTF-8, bits 0–52 of its first 8 bytes. */
+/** key53's definition, computed the slow way: SHA-1 over TextEncoder's UTF-8, the low 53 bits of its first 8 bytes. */
 function key53Reference(s: string): number {
   const d = createHash('sha1').update(new TextEncoder().encode(s)).digest();
   return Number(d.readBigUInt64BE(0) & 0x1fffffffffffffn);
