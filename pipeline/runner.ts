@@ -182,7 +182,8 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
     const coreFacts: CoreFacts | null = complete ? { error: all.error, assistantTurns: all.turns, lastRole: all.lastRole, roles: ROLES } : null;
     return {
       pks: all.pk,
-      core: coreFacts,
+      // A holder, so runStages can let the arrays go before emit (this frame stays alive for the whole run).
+      core: { facts: coreFacts },
       maxFeedbackPk: Number((sqlite.prepare(`SELECT coalesce(max(pk), 0) AS m FROM feedback`).get() as { m: number }).m),
       columns: columnSource,
     };
@@ -252,7 +253,8 @@ interface RunStart {
   readonly runId: string;
   readonly startedAt: Date;
   readonly ws: WorkingSet;
-  readonly core: CoreFacts | null;
+  /** Emptied before emit, which never reads it: ~6 bytes a conversation that need not stay for the longest stage. */
+  readonly core: { facts: CoreFacts | null };
   readonly maxFeedbackPk: number;
   readonly ingestSummary: IngestSummary;
   readonly warm: StageWarmer;
@@ -278,6 +280,13 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
       const stage = config.stages[s]!;
       const t0 = Date.now();
       warm.at(s);
+      if (stage.name === 'emit') {
+        // Emit is the last stage and the longest, and reads neither: at a million conversations the core columns
+        // and a feedback aggregate are ~14 MB. The report, if any, folds the feedback again (from the cache the
+        // filter left, when it used the latest value).
+        core.facts = null;
+        feedbackCache.clear();
+      }
       const nIn = ws.alive;
       const dropped: Record<string, number> = {};
       const stats: Record<string, unknown> = {};
@@ -309,7 +318,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
           if (!v) feedbackCache.set(key, (v = aggregateFeedback(store, ws, name, aggregate, maxFeedbackPk)));
           return v;
         },
-        core: () => (transforms.length === 0 ? core : null),
+        core: () => (transforms.length === 0 ? core.facts : null),
         addTransform: (t, topts) => {
           transforms.push(t);
           (facts.transforms ??= []).push({ stage: stage.name, params: canonicalJson(stage.params) });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './support/tmp.js';
 import { chat, curate } from './support/pipeline.js';
@@ -67,6 +68,20 @@ describe('filter: feedback', () => {
     const r = await run({ name: 'thumbs', min: 1 });
     expect(r.trainIds).toEqual(['D']);
     expect(r.dropped).toEqual({ A: 'no_feedback', B: 'feedback_below_min', C: 'no_feedback', E: 'no_feedback' });
+  });
+
+  it("the report's feedback figures are each conversation's latest score, though emit runs without the filter's copy", async () => {
+    // The run lets go of its feedback aggregates before emit; the report folds them again. latest: A 2, B 1, C 3,
+    // E 1, D none.
+    const LEDE = /Before: conversations entering the run \(([^)]*)\)\. After: conversations that reached the files \(([^)]*)\)/;
+    const lede = (out: string): string => LEDE.exec(readFileSync(join(out, 'report.html'), 'utf8'))!.slice(1).join(' | ');
+    const latest = await curate(root, { db, logs, stages: [{ filter: { feedback: { min: 2 } } }], emit: { report: true } });
+    expect(latest.trainIds.concat(latest.testIds).sort()).toEqual(['A', 'C']);
+    expect(lede(latest.out)).toBe('4 values, mean 1.75 | 2 values, mean 2.5');
+    // A filter on the mean leaves no latest aggregate behind: the report computes it afresh. mean: A 11/3, C 3, E 3.
+    const mean = await curate(root, { db, logs, stages: [{ filter: { feedback: { min: 3, aggregate: 'mean' } } }], emit: { report: true } });
+    expect(mean.trainIds.concat(mean.testIds).sort()).toEqual(['A', 'C', 'E']);
+    expect(lede(mean.out)).toBe('4 values, mean 1.75 | 3 values, mean 2');
   });
 
   it('require_feedback: true without a feedback condition keeps anything that has a score', async () => {
