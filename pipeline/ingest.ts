@@ -6,7 +6,7 @@
  * batch of its rows, keyed by the file's content digest. A run killed at any moment resumes after the last
  * committed batch, so the store ends exactly as one uninterrupted run would leave it.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, statSync, type BigIntStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ownerAlive } from './owner.js';
@@ -21,7 +21,7 @@ import { BatchWorker } from './batch-worker.js';
 import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type FeedbackValues, type PackedBatch, type Prepared } from './prepare.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
-import type { Store } from './store.js';
+import { retryWhileBusy, type Store } from './store.js';
 import { JobError, UsageError } from './errors.js';
 import { silentProgress, type Progress } from './progress.js';
 
@@ -50,6 +50,11 @@ export interface IngestOptions {
    * throw here is a crash mid-file, rolling back to the last commit.
    */
   readonly afterBatch?: (file: string, linesDone: number) => void;
+  /**
+   * How long a file must have been untouched (modification and change times) before its stat may stand for its
+   * content (default 10 s; see FileStat). Tests shorten it: setting a file's times back is itself a change.
+   */
+  readonly stillMs?: number;
 }
 
 export interface FileCounts {
@@ -66,6 +71,8 @@ export interface FileSummary extends FileCounts {
   readonly format: string;
   /** True when the file's digest was already ingested whole: nothing was parsed. */
   readonly skipped: boolean;
+  /** False when the file was recognised by its stat, unchanged since it was ingested whole: not even read. */
+  readonly digested: boolean;
   /** True when an interrupted ingest of this file was resumed. */
   readonly resumed: boolean;
 }
@@ -215,22 +222,18 @@ async function ingestFile(
 ): Promise<FileSummary> {
   const isCsv = forced === 'csv' || (forced === undefined && /\.csv(\.gz)?$/i.test(path));
   const formatKey = isCsv ? 'csv' : (forced ?? 'auto');
+  // Taken before the digest: a file recorded with this stat held exactly the bytes digested (see FileStat).
+  const before = fileStat(path, opts.stillMs ?? STILL_MS);
+  const unchanged = before.key !== null ? writer.completeByStat(path, before.key, formatKey) : undefined;
+  if (unchanged) return alreadyIngested(path, unchanged.sha256, formatKey, unchanged, false);
   const { sha256, bytes } = await fileDigest(path);
   const prior = writer.claimFile(sha256, formatKey);
   if (prior && prior.status === 'complete') {
     // Already ingested whole: recognised by digest, not re-parsed. Its lines are all already accounted for.
-    return {
-      path,
-      sha256,
-      format: formatKey,
-      skipped: true,
-      resumed: false,
-      lines: prior.lines,
-      inserted: 0,
-      already_present: prior.lines - prior.blank - prior.quarantined,
-      blank: prior.blank,
-      quarantined: prior.quarantined,
-    };
+    // Recorded under this path's stat, the next listing of it need not read it (a store from before v12, or a
+    // file ingested while it was still being written).
+    if (prior.path === path && before.key !== null && before.still && fileStat(path, 0).key === before.key) writer.recordStat(prior.id, before.key);
+    return alreadyIngested(path, sha256, formatKey, prior, true);
   }
   const fileId = prior ? prior.id : writer.startFile(path, sha256, bytes, formatKey);
   const counts: FileCounts = prior
@@ -295,9 +298,56 @@ async function ingestFile(
     if (err instanceof JobError || err instanceof UsageError) throw err;
     throw new JobError(`${path}: ingest failed after line ${counts.lines}: ${(err as Error).message}`);
   }
-  writer.finishFile(fileId, counts);
+  // The stat is kept only if the file did not change from before its digest to now, and had been still for a
+  // while before that (a file still being written is digested again next time).
+  const after = fileStat(path, 0);
+  writer.finishFile(fileId, counts, before.still && after.key === before.key ? before.key : null);
   task.done(`${counts.lines} lines: ${counts.inserted} inserted, ${counts.already_present} already present, ${counts.blank} blank, ${counts.quarantined} quarantined`);
-  return { path, sha256, format: formatKey, skipped: false, resumed: prior !== undefined, ...counts };
+  return { path, sha256, format: formatKey, skipped: false, digested: true, resumed: prior !== undefined, ...counts };
+}
+
+function alreadyIngested(path: string, sha256: string, format: string, prior: FileCounts, digested: boolean): FileSummary {
+  return {
+    path,
+    sha256,
+    format,
+    skipped: true,
+    digested,
+    resumed: false,
+    lines: prior.lines,
+    inserted: 0,
+    already_present: prior.lines - prior.blank - prior.quarantined,
+    blank: prior.blank,
+    quarantined: prior.quarantined,
+  };
+}
+
+/** How long a file must have been untouched before its stat may stand for its content. */
+const STILL_MS = 10_000;
+
+/**
+ * A file's identity and state as the file system reports it: device, inode, size, modification and change times
+ * (ns). Any write changes the size or the times, and the change time cannot be set back, so a file whose stat
+ * equals the one recorded when it was ingested whole still holds the same bytes — the test git and rsync rely
+ * on. Timestamps are as coarse as the kernel's clock tick (and 2 s on FAT), so a rewrite within the same tick as
+ * the write before could keep them: only a file untouched for a while (STILL_MS) before its digest was taken is
+ * recorded (`still`). key is null when the file cannot be stat'ed (the digest then reports the error).
+ */
+interface FileStat {
+  readonly key: string | null;
+  readonly still: boolean;
+}
+
+function fileStat(path: string, stillMs: number): FileStat {
+  const now = Date.now();
+  let st: BigIntStats;
+  try {
+    st = statSync(path, { bigint: true });
+  } catch {
+    return { key: null, still: false };
+  }
+  const changed = Number((st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) / 1_000_000n);
+  return { key: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, still: changed <= now - stillMs };
 }
 
 async function* readJsonlUnits(path: string): AsyncGenerator<Unit> {
@@ -355,6 +405,8 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
 
 interface PriorFile extends FileCounts {
   readonly id: number;
+  readonly path: string;
+  readonly sha256: string;
   readonly status: 'running' | 'complete';
 }
 
@@ -371,6 +423,8 @@ function commitLines(opts: IngestOptions): number {
 /** Prepared statements for the ingest hot path; one instance per store connection. */
 class IngestWriter {
   private readonly findFileStmt: Database.Statement;
+  private readonly byStatStmt: Database.Statement;
+  private readonly recordStatStmt: Database.Statement;
   private readonly claimStmt: Database.Statement;
   private readonly startFileStmt: Database.Statement;
   private readonly progressStmt: Database.Statement;
@@ -390,9 +444,14 @@ class IngestWriter {
     private readonly groupLines: number = GROUP_LINES,
   ) {
     this.findFileStmt = db.prepare(
-      `SELECT id, status, lines, inserted, already_present, blank, quarantined, pid, host FROM ingest_files
+      `SELECT id, path, sha256, status, lines, inserted, already_present, blank, quarantined, pid, host FROM ingest_files
        WHERE sha256 = ? AND format = ? ORDER BY status = 'complete' DESC, id`,
     );
+    this.byStatStmt = db.prepare(
+      `SELECT id, path, sha256, status, lines, inserted, already_present, blank, quarantined FROM ingest_files
+       WHERE path = ? AND stat = ? AND format = ? AND status = 'complete' ORDER BY id LIMIT 1`,
+    );
+    this.recordStatStmt = db.prepare(`UPDATE ingest_files SET stat = ? WHERE id = ?`);
     this.claimStmt = db.prepare(`UPDATE ingest_files SET pid = ?, host = ? WHERE id = ?`);
     this.startFileStmt = db.prepare(
       `INSERT INTO ingest_files (path, sha256, bytes, format, status, started_at, pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`,
@@ -401,7 +460,7 @@ class IngestWriter {
       `UPDATE ingest_files SET lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ? WHERE id = ?`,
     );
     this.finishStmt = db.prepare(
-      `UPDATE ingest_files SET status = 'complete', finished_at = ?, lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ? WHERE id = ?`,
+      `UPDATE ingest_files SET status = 'complete', finished_at = ?, lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ?, stat = ? WHERE id = ?`,
     );
     this.insertConv = db.prepare(
       `INSERT INTO conversations (${CONVERSATION_COLUMNS.join(', ')}, source_file, source_line)
@@ -440,14 +499,23 @@ class IngestWriter {
     return claim.immediate();
   }
 
+  /** The complete row of this path recorded with this stat and format (the file is unchanged since), if any. */
+  completeByStat(path: string, stat: string, format: string): PriorFile | undefined {
+    return this.byStatStmt.get(path, stat, format) as PriorFile | undefined;
+  }
+
+  recordStat(fileId: number, stat: string): void {
+    retryWhileBusy(() => this.recordStatStmt.run(stat, fileId), 30_000);
+  }
+
   startFile(path: string, sha256: string, bytes: number, format: string): number {
     return Number(this.startFileStmt.run(path, sha256, bytes, format, new Date().toISOString(), process.pid, hostname()).lastInsertRowid);
   }
 
-  /** Marks the file complete, in the same transaction as its last batches. */
-  finishFile(fileId: number, c: FileCounts): void {
+  /** Marks the file complete (with its stat, when it may stand for the content), in the same transaction as its last batches. */
+  finishFile(fileId: number, c: FileCounts, stat: string | null): void {
     this.begin(c);
-    this.finishStmt.run(new Date().toISOString(), c.lines, c.inserted, c.already_present, c.blank, c.quarantined, fileId);
+    this.finishStmt.run(new Date().toISOString(), c.lines, c.inserted, c.already_present, c.blank, c.quarantined, stat, fileId);
     this.commit(c);
   }
 

@@ -25,6 +25,8 @@ export interface IngestFilesTable {
   quarantined: number;
   started_at: string;
   finished_at: string | null;
+  /** The file's stat when it was ingested whole and had been still for a while (store v12; pipeline/ingest.ts). */
+  stat: string | null;
 }
 
 export interface ConversationsTable {
@@ -352,6 +354,11 @@ const MIGRATIONS: readonly string[] = [
     data BLOB NOT NULL,
     orphans TEXT NOT NULL
   );
+  `,
+  // v12: a wholly ingested file's stat (device, inode, size, modification and change times), so an input listed
+  // again unchanged — a nightly config that lists all history — is recognised without reading it (ingest.ts).
+  `
+  ALTER TABLE ingest_files ADD COLUMN stat TEXT;
   `,
 ];
 

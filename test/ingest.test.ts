@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import { writeFileSync, appendFileSync, readFileSync, copyFileSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
@@ -197,6 +197,59 @@ describe('ingest: nothing is lost', () => {
     expect(o.totals).toMatchObject({ inserted: 0, already_present: 3 });
     expect(store.sqlite.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(3);
     expect(store.sqlite.prepare('SELECT count(*) FROM feedback').pluck().get()).toBe(1);
+    await store.close();
+  });
+
+  it('a file listed again unchanged is recognised by its stat, not read; any change to it is read and ingested', async () => {
+    const store = fresh();
+    // stillMs 0: any file written before the ingest counts as untouched (by default it must be 10 s old).
+    const opts = { stillMs: 0 };
+    const p = file('still.jsonl', jsonl([chat('s1', 'a', 'b', { feedback: 4 }), chat('s2', 'c', 'd'), {}]));
+    // A whole-second modification time, so that it can be put back exactly after a rewrite (below).
+    const anHourAgo = new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000);
+    utimesSync(p, anHourAgo, anHourAgo);
+    const first = await ingest(store, [p], opts);
+    expect(first.files[0]).toMatchObject({ skipped: false, digested: true, lines: 3, inserted: 2, quarantined: 1 });
+    const again = await ingest(store, [p], opts);
+    expect(again.files[0]).toMatchObject({ skipped: true, digested: false, sha256: first.files[0]!.sha256, lines: 3, inserted: 0, already_present: 2, quarantined: 1 });
+    expect(again.totals).toEqual({ lines: 3, inserted: 0, already_present: 2, blank: 0, quarantined: 1 });
+
+    // The same bytes at another path: recognised by digest, as before.
+    const copy = join(dir, 'still-copy.jsonl');
+    copyFileSync(p, copy);
+    expect((await ingest(store, [copy], opts)).files[0]).toMatchObject({ skipped: true, digested: true });
+
+    // Rewritten to the same size with other bytes, its modification time put back: the change time moved, so it
+    // is read, and the changed conversation is an id conflict.
+    const text = readFileSync(p, 'utf8');
+    const was = statSync(p, { bigint: true });
+    writeFileSync(p, text.replace('"content":"c"', '"content":"x"'));
+    utimesSync(p, anHourAgo, anHourAgo);
+    const now = statSync(p, { bigint: true });
+    expect([now.ino, now.size, now.mtimeNs]).toEqual([was.ino, was.size, was.mtimeNs]);
+    const rewritten = await ingest(store, [p], opts);
+    expect(rewritten.files[0]).toMatchObject({ skipped: false, digested: true, lines: 3, quarantined: 2 });
+    expect(store.sqlite.prepare(`SELECT detail FROM quarantine WHERE reason = 'id_conflict'`).pluck().get()).toMatch(/"s2"/);
+
+    // Appended to: read, and only the new line is new; then recognised by its new stat.
+    appendFileSync(p, jsonl([chat('s3', 'e', 'f')]));
+    expect((await ingest(store, [p], opts)).files[0]).toMatchObject({ skipped: false, digested: true, lines: 4, inserted: 1 });
+    expect((await ingest(store, [p], opts)).files[0]).toMatchObject({ skipped: true, digested: false, lines: 4 });
+    // A forced format is another ingest of the file: not recognised under the other format's row.
+    expect((await ingest(store, [p], { ...opts, format: 'chat' })).files[0]).toMatchObject({ skipped: false, digested: true });
+    await store.close();
+  });
+
+  it('a file written moments ago has no stat recorded, so it is digested each time it is listed until it is still', async () => {
+    const store = fresh();
+    const p = file('fresh.jsonl', jsonl([chat('f1', 'a', 'b')]));
+    expect((await ingest(store, [p])).files[0]).toMatchObject({ skipped: false, digested: true });
+    expect((await ingest(store, [p])).files[0]).toMatchObject({ skipped: true, digested: true });
+    expect(store.sqlite.prepare(`SELECT stat FROM ingest_files`).pluck().all()).toEqual([null]);
+    // Once it has been still for long enough (here: at once), the next listing recognises it by digest and
+    // records its stat; the one after need not read it.
+    expect((await ingest(store, [p], { stillMs: 0 })).files[0]).toMatchObject({ skipped: true, digested: true });
+    expect((await ingest(store, [p])).files[0]).toMatchObject({ skipped: true, digested: false });
     await store.close();
   });
 

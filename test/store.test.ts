@@ -18,6 +18,7 @@ describe('store migrations', () => {
       DROP TABLE emit_reuse;
       ALTER TABLE runs DROP COLUMN pid;
       ALTER TABLE runs DROP COLUMN host;
+      ALTER TABLE ingest_files DROP COLUMN stat;
       DROP VIEW run_decisions;
       DROP TABLE run_decision_sets;
       ALTER TABLE run_decision_rows RENAME TO run_decisions;
@@ -40,6 +41,7 @@ describe('store migrations', () => {
       expect(db.prepare(`SELECT count(*) FROM emit_reuse`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM conversation_columns`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM feedback_latest`).pluck().get()).toBe(0);
+      expect(db.prepare(`SELECT name FROM pragma_table_info('ingest_files') WHERE name = 'stat'`).pluck().get()).toBe('stat');
       expect(db.prepare(`SELECT count(*) FROM run_decision_sets`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT id FROM conversations`).pluck().all()).toEqual(['kept']);
       // The old rows are still there, and still what SQL sees as run_decisions.
