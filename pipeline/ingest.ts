@@ -232,7 +232,8 @@ async function ingestFile(
     // Already ingested whole: recognised by digest, not re-parsed. Its lines are all already accounted for.
     // Recorded under this path's stat, the next listing of it need not read it (a store from before v12, or a
     // file ingested while it was still being written).
-    if (prior.path === path && before.key !== null && before.still && fileStat(path, 0).key === before.key) writer.recordStat(prior.id, before.key);
+    const stat = prior.path === path ? keptStat(path, before) : null;
+    if (stat !== null) writer.recordStat(prior.id, stat);
     return alreadyIngested(path, sha256, formatKey, prior, true);
   }
   const fileId = prior ? prior.id : writer.startFile(path, sha256, bytes, formatKey);
@@ -298,10 +299,7 @@ async function ingestFile(
     if (err instanceof JobError || err instanceof UsageError) throw err;
     throw new JobError(`${path}: ingest failed after line ${counts.lines}: ${(err as Error).message}`);
   }
-  // The stat is kept only if the file did not change from before its digest to now, and had been still for a
-  // while before that (a file still being written is digested again next time).
-  const after = fileStat(path, 0);
-  writer.finishFile(fileId, counts, before.still && after.key === before.key ? before.key : null);
+  writer.finishFile(fileId, counts, keptStat(path, before));
   task.done(`${counts.lines} lines: ${counts.inserted} inserted, ${counts.already_present} already present, ${counts.blank} blank, ${counts.quarantined} quarantined`);
   return { path, sha256, format: formatKey, skipped: false, digested: true, resumed: prior !== undefined, ...counts };
 }
@@ -336,6 +334,14 @@ const STILL_MS = 10_000;
 interface FileStat {
   readonly key: string | null;
   readonly still: boolean;
+}
+
+/**
+ * The stat to record for a file whose stat was `before` when its digest was taken: that stat, if the file had been
+ * still before then and has not changed since; else null (a file still being written is digested again next time).
+ */
+function keptStat(path: string, before: FileStat): string | null {
+  return before.key !== null && before.still && fileStat(path, 0).key === before.key ? before.key : null;
 }
 
 function fileStat(path: string, stillMs: number): FileStat {
