@@ -18,6 +18,7 @@ import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { openDecompressed, readLines } from './lines.js';
 import { csvFieldNames } from './records.js';
 import { BatchWorker } from './batch-worker.js';
+import { ChunkCollector } from './columns.js';
 import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type FeedbackValues, type PackedBatch, type Prepared } from './prepare.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
@@ -426,6 +427,9 @@ function commitLines(opts: IngestOptions): number {
   return v;
 }
 
+/** Where each column is in a row's values (CONVERSATION_COLUMNS order). */
+const AT = Object.fromEntries(CONVERSATION_COLUMNS.map((c, i) => [c, i])) as Record<(typeof CONVERSATION_COLUMNS)[number], number>;
+
 /** Prepared statements for the ingest hot path; one instance per store connection. */
 class IngestWriter {
   private readonly findFileStmt: Database.Statement;
@@ -444,11 +448,13 @@ class IngestWriter {
   private committed: FileCounts | null = null;
   private linesInGroup = 0;
   private groupStarted = 0;
+  private readonly chunks: ChunkCollector | null;
 
   constructor(
     private readonly db: Database.Database,
     private readonly groupLines: number = GROUP_LINES,
   ) {
+    this.chunks = ChunkCollector.open(db);
     this.findFileStmt = db.prepare(
       `SELECT id, path, sha256, status, lines, inserted, already_present, blank, quarantined, pid, host FROM ingest_files
        WHERE sha256 = ? AND format = ? ORDER BY status = 'complete' DESC, id`,
@@ -549,6 +555,7 @@ class IngestWriter {
   rollback(counts: FileCounts): void {
     if (!this.committed) return;
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    this.chunks?.reset();
     Object.assign(counts, this.committed);
     this.committed = null;
   }
@@ -587,11 +594,11 @@ class IngestWriter {
         return;
       }
       case 'conversation':
-        return this.addConversation(p.values, p.feedback, file, u, counts);
+        return this.addConversation(p.values, p.signalRow, p.feedback, file, u, counts);
     }
   }
 
-  private addConversation(values: ConversationValues, feedback: readonly FeedbackValues[], file: string, u: Unit, counts: FileCounts): void {
+  private addConversation(values: ConversationValues, signalRow: readonly number[], feedback: readonly FeedbackValues[], file: string, u: Unit, counts: FileCounts): void {
     const res = this.insertConv.run(...values, file, u.lineNo);
     if (res.changes === 0) {
       const id = values[0] as string;
@@ -609,6 +616,17 @@ class IngestWriter {
       else counts.already_present++;
       return;
     }
+    this.chunks?.add({
+      pk: Number(res.lastInsertRowid),
+      id: values[AT.id] as string,
+      status: values[AT.status] as string,
+      nAssistant: values[AT.n_assistant] as number,
+      lastRole: values[AT.last_role] as string | null,
+      createdAtMs: values[AT.created_at_ms] as number | null,
+      sourceFile: file,
+      sourceLine: u.lineNo,
+      signalRow,
+    });
     this.addFeedback(feedback, file, u.lineNo);
     counts.inserted++;
   }

@@ -8,6 +8,7 @@ import type { ConversationsTable } from './store.js';
 import { decodeUtf8, isBlank } from './lines.js';
 import { parseCsvRow, parseRecord, type FeedbackEventInput, type ParsedRecord } from './records.js';
 import { encodeSignals } from './signals.js';
+import { signalRow } from './signal-row.js';
 import type { Message } from './stage.js';
 
 /** What ingest reads: a JSONL line's bytes, or a CSV record already split into named fields. */
@@ -63,6 +64,8 @@ export type Prepared =
        */
       readonly values: ConversationValues;
       readonly feedback: readonly FeedbackValues[];
+      /** The signals as numbers (signalRow), for the chunk of columns ingest builds (pipeline/columns.ts). */
+      readonly signalRow: readonly number[];
     };
 
 export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
@@ -120,7 +123,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
       last_role: lastRole(c.messages),
       signals: encodeSignals(c.messages as readonly Message[]),
   };
-  return { k: 'conversation', feedback: feedbackValues(c.feedback), values: CONVERSATION_COLUMNS.map((col) => row[col]) };
+  return { k: 'conversation', feedback: feedbackValues(c.feedback), values: CONVERSATION_COLUMNS.map((col) => row[col]), signalRow: signalRow(row.signals!) };
 }
 
 /** A batch as it crosses to a worker: all raw bytes in one transferable buffer, plus offsets. */
