@@ -4,6 +4,8 @@
  * (`run_stages`), so `explain` and `lineage.jsonl` can answer "why was this dropped?".
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
@@ -122,15 +124,37 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
 /**
  * Runs still 'running' whose process is gone were interrupted (kill -9, out of memory, power loss): marked failed,
  * so `explain` and `stats` no longer call them in progress. Their output folders are recovered by emit when a
- * run next writes there (pipeline/outputs.ts).
+ * run next writes there (pipeline/outputs.ts). A run killed after its manifest.json was put in place — the last
+ * file it installs, after its decisions were recorded — had finished all but its status: it is marked succeeded,
+ * as it would have been, with its folder and manifest, so the next run into that folder also reuses its lines.
  */
 function markInterruptedRuns(store: Store): void {
   const running = store.sqlite.prepare(`SELECT id, pid, host FROM runs WHERE status = 'running'`).all() as { id: string; pid: number | null; host: string | null }[];
   const mark = store.sqlite.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'`);
+  const folders = store.sqlite.prepare(`SELECT DISTINCT out_dir FROM emit_reuse WHERE run_id = ?`).pluck();
+  const succeed = store.sqlite.prepare(`UPDATE runs SET status = 'succeeded', finished_at = ?, out_dir = ?, manifest_json = ? WHERE id = ? AND status = 'running'`);
   for (const r of running) {
     if (runAlive(r)) continue;
-    mark.run(new Date().toISOString(), `interrupted: its process (pid ${r.pid} on ${r.host}) ended before the run finished`, r.id);
+    const installed = installedManifest(r.id, folders.all(r.id) as string[]);
+    if (installed) succeed.run(installed.finishedAt, installed.outDir, installed.json, r.id);
+    else mark.run(new Date().toISOString(), `interrupted: its process (pid ${r.pid} on ${r.host}) ended before the run finished`, r.id);
   }
+}
+
+/** The manifest of run `runId` where it stands in one of these output folders (installed whole), if it does. */
+function installedManifest(runId: string, outDirs: readonly string[]): { outDir: string; json: string; finishedAt: string } | null {
+  for (const outDir of outDirs) {
+    let manifest: { run?: { id?: unknown; finished_at?: unknown } };
+    try {
+      manifest = JSON.parse(readFileSync(join(outDir, 'manifest.json'), 'utf8')) as typeof manifest;
+    } catch {
+      continue;
+    }
+    if (manifest.run?.id !== runId) continue;
+    const finishedAt = typeof manifest.run.finished_at === 'string' ? manifest.run.finished_at : new Date().toISOString();
+    return { outDir, json: JSON.stringify(manifest), finishedAt };
+  }
+  return null;
 }
 
 async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, started: { runId: string; startedAt: Date; ingestSummary: IngestSummary }): Promise<RunResult> {

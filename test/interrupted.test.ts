@@ -194,3 +194,41 @@ describe('kill -9 of a real run', () => {
     expect(explained.reason).toMatch(/^the run failed before recording any decision \(interrupted: /);
   }, 120_000);
 });
+
+describe('a run killed after its files were put in place', () => {
+  it('is marked succeeded by the next run, which then reuses its lines', async () => {
+    const dir = join(root, 'installed');
+    await writeSample(join(dir, 'logs'), { n: 3_000, seed: 5, anomalies: false });
+    const db = join(dir, 'store.db');
+    expect(cli(['ingest', join(dir, 'logs', '*.{jsonl,jsonl.gz,csv}'), '--db', db, '--quiet']).code).toBe(0);
+    const out = join(dir, 'out');
+    const config = join(dir, 'nightly.yaml');
+    writeFileSync(
+      config,
+      ['name: nightly', 'stages:', '  - filter: { feedback: { name: score, min: 4 } }', '  - split: { test_fraction: 0.1 }', `  - emit: { dir: ${JSON.stringify(out)}, model: gpt-4o-mini-2024-07-18, report: false }`, ''].join('\n'),
+    );
+    expect(cli(['run', config, '--db', db, '--quiet']).code).toBe(0);
+    // What a kill between installing the files and recording the run's status leaves: its decisions and outcomes
+    // recorded, its files (manifest.json last) in place, its row still 'running' under a process that is gone.
+    const store = new Database(db);
+    const done = store.prepare(`SELECT id, out_dir, manifest_json FROM runs`).get() as { id: string; out_dir: string; manifest_json: string };
+    store.prepare(`UPDATE runs SET status = 'running', finished_at = NULL, out_dir = NULL, manifest_json = NULL, pid = ? WHERE id = ?`).run(deadPid(), done.id);
+    store.close();
+    const installed = files(out);
+
+    const next = cli(['run', config, '--db', db, '--json', '--quiet']);
+    expect(next.code, next.stderr).toBe(0);
+    const after = new Database(db, { readonly: true });
+    const marked = after.prepare(`SELECT status, error, finished_at, out_dir, manifest_json FROM runs WHERE id = ?`).get(done.id);
+    const reuse = JSON.parse(after.prepare(`SELECT s.stats_json FROM run_stages s JOIN runs r ON r.id = s.run_id WHERE r.id <> ? AND s.name = 'emit'`).pluck().get(done.id) as string).reuse;
+    after.close();
+    // Finished when its manifest says (the status update would have come moments later).
+    const finishedAt = (JSON.parse(done.manifest_json) as { run: { finished_at: string } }).run.finished_at;
+    expect(marked).toEqual({ status: 'succeeded', error: null, finished_at: finishedAt, out_dir: done.out_dir, manifest_json: done.manifest_json });
+    expect(reuse).toMatchObject({ from_run: done.id, built: 0 });
+    expect(reuse.examples).toBeGreaterThan(100);
+    // The same logs and config: the same files, but for the run's own id and times in the manifest.
+    const again = files(out);
+    for (const f of ['train.jsonl', 'test.jsonl', 'lineage.jsonl']) expect(again[f], f).toBe(installed[f]);
+  }, 120_000);
+});
