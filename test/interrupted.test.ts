@@ -142,18 +142,24 @@ describe('an output folder left by an interrupted run', () => {
   });
 });
 
+/** A store of n generated conversations, ingested, and a nightly config writing to `out` in folder `name`. */
+async function nightlySetup(name: string, n: number, seed: number): Promise<{ db: string; out: string; config: string }> {
+  const dir = join(root, name);
+  await writeSample(join(dir, 'logs'), { n, seed, anomalies: false });
+  const db = join(dir, 'store.db');
+  expect(cli(['ingest', join(dir, 'logs', '*.{jsonl,jsonl.gz,csv}'), '--db', db, '--quiet']).code).toBe(0);
+  const out = join(dir, 'out');
+  const config = join(dir, 'nightly.yaml');
+  writeFileSync(
+    config,
+    ['name: nightly', 'stages:', '  - filter: { feedback: { name: score, min: 4 } }', '  - split: { test_fraction: 0.1 }', `  - emit: { dir: ${JSON.stringify(out)}, model: gpt-4o-mini-2024-07-18, report: false }`, ''].join('\n'),
+  );
+  return { db, out, config };
+}
+
 describe('kill -9 of a real run', () => {
   it('the next run marks it failed, explain says so, and its staging folder is removed', async () => {
-    const dir = join(root, 'kill');
-    await writeSample(join(dir, 'logs'), { n: 30_000, seed: 4, anomalies: false });
-    const db = join(dir, 'store.db');
-    expect(cli(['ingest', join(dir, 'logs', '*.{jsonl,jsonl.gz,csv}'), '--db', db, '--quiet']).code).toBe(0);
-    const out = join(dir, 'out');
-    const config = join(dir, 'nightly.yaml');
-    writeFileSync(
-      config,
-      ['name: nightly', 'stages:', '  - filter: { feedback: { name: score, min: 4 } }', '  - split: { test_fraction: 0.1 }', `  - emit: { dir: ${JSON.stringify(out)}, model: gpt-4o-mini-2024-07-18, report: false }`, ''].join('\n'),
-    );
+    const { db, out, config } = await nightlySetup('kill', 30_000, 4);
 
     // Killed as soon as its staging folder appears: emit is writing the training files.
     const child = spawn(process.execPath, [CLI, 'run', config, '--db', db, '--quiet'], { stdio: 'ignore' });
@@ -197,16 +203,7 @@ describe('kill -9 of a real run', () => {
 
 describe('a run killed after its files were put in place', () => {
   it('is marked succeeded by the next run, which then reuses its lines', async () => {
-    const dir = join(root, 'installed');
-    await writeSample(join(dir, 'logs'), { n: 3_000, seed: 5, anomalies: false });
-    const db = join(dir, 'store.db');
-    expect(cli(['ingest', join(dir, 'logs', '*.{jsonl,jsonl.gz,csv}'), '--db', db, '--quiet']).code).toBe(0);
-    const out = join(dir, 'out');
-    const config = join(dir, 'nightly.yaml');
-    writeFileSync(
-      config,
-      ['name: nightly', 'stages:', '  - filter: { feedback: { name: score, min: 4 } }', '  - split: { test_fraction: 0.1 }', `  - emit: { dir: ${JSON.stringify(out)}, model: gpt-4o-mini-2024-07-18, report: false }`, ''].join('\n'),
-    );
+    const { db, out, config } = await nightlySetup('installed', 3_000, 5);
     expect(cli(['run', config, '--db', db, '--quiet']).code).toBe(0);
     // What a kill between installing the files and recording the run's status leaves: its decisions and outcomes
     // recorded, its files (manifest.json last) in place, its row still 'running' under a process that is gone.
