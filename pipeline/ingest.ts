@@ -16,7 +16,7 @@ import { resolve, isAbsolute } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { openDecompressed, readLines } from './lines.js';
-import { csvFieldNames } from './records.js';
+import { contentDigest, contentOfStored, csvFieldNames, type StoredContent } from './records.js';
 import { BatchWorker } from './batch-worker.js';
 import { ChunkCollector } from './columns.js';
 import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type FeedbackValues, type PackedBatch, type Prepared } from './prepare.js';
@@ -441,6 +441,7 @@ class IngestWriter {
   private readonly finishStmt: Database.Statement;
   private readonly insertConv: Database.Statement;
   private readonly existingConv: Database.Statement;
+  private readonly updateDigest: Database.Statement;
   private readonly insertFeedback: Database.Statement;
   private readonly insertQuarantine: Database.Statement;
   private readonly tx: Database.Transaction<(fileId: number, file: string, units: readonly Unit[], prepared: readonly Prepared[], counts: FileCounts) => void>;
@@ -478,7 +479,11 @@ class IngestWriter {
       `INSERT INTO conversations (${CONVERSATION_COLUMNS.join(', ')}, source_file, source_line)
        VALUES (${CONVERSATION_COLUMNS.map(() => '?').join(', ')}, ?, ?) ON CONFLICT (id) DO NOTHING`,
     );
-    this.existingConv = db.prepare(`SELECT content_sha256, source_file, source_line FROM conversations WHERE id = ?`);
+    this.existingConv = db.prepare(
+      `SELECT pk, content_sha256, source_file, source_line, messages, tools, created_at_ms, model, user_id, session_id, tags, metadata, status
+       FROM conversations WHERE id = ?`,
+    );
+    this.updateDigest = db.prepare(`UPDATE conversations SET content_sha256 = ? WHERE pk = ?`);
     this.insertFeedback = db.prepare(
       `INSERT INTO feedback (event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
@@ -602,8 +607,8 @@ class IngestWriter {
     const res = this.insertConv.run(...values, file, u.lineNo);
     if (res.changes === 0) {
       const id = values[0] as string;
-      const existing = this.existingConv.get(id) as { content_sha256: string; source_file: string; source_line: number };
-      if (existing.content_sha256 !== values[1]) {
+      const existing = this.existingConv.get(id) as StoredContent & { pk: number; content_sha256: string; source_file: string; source_line: number };
+      if (existing.content_sha256 !== values[AT.content_sha256] && !this.sameContent(existing, values)) {
         return this.quarantine(
           file,
           u,
@@ -629,6 +634,20 @@ class IngestWriter {
     });
     this.addFeedback(feedback, file, u.lineNo);
     counts.inserted++;
+  }
+
+  /**
+   * Whether a stored row and a new one whose digests differ (records.ts storedDigest) hold the same content: in
+   * canonical form. They do when the content was logged in another key order, or when the stored digest is the
+   * canonical one an older version kept; the stored digest then becomes the new kind, so that the next ingest of
+   * the same line (a file that grows, read again each night) settles it by the digests alone. content_sha256 is
+   * the only column ingest ever rewrites; nothing derived from the rows depends on it.
+   */
+  private sameContent(existing: StoredContent & { pk: number }, values: ConversationValues): boolean {
+    const row = Object.fromEntries(CONVERSATION_COLUMNS.map((c, i) => [c, values[i]])) as unknown as StoredContent & { content_sha256: string };
+    if (contentDigest(contentOfStored(existing)) !== contentDigest(contentOfStored(row))) return false;
+    this.updateDigest.run(row.content_sha256, existing.pk);
+    return true;
   }
 
   private addFeedback(events: readonly FeedbackValues[], file: string, line: number): number {

@@ -6,7 +6,7 @@
 import type { InputFormat } from '../schemas/log-record.js';
 import type { ConversationsTable } from './store.js';
 import { decodeUtf8, isBlank } from './lines.js';
-import { parseCsvRow, parseRecord, type FeedbackEventInput, type ParsedRecord } from './records.js';
+import { parseCsvRow, parseRecord, storedDigest, type FeedbackEventInput, type ParsedRecord } from './records.js';
 import { encodeSignals } from './signals.js';
 import { signalRow } from './signal-row.js';
 import type { Message } from './stage.js';
@@ -105,7 +105,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
   const c = parsed.conversation;
   const row: ConversationRow = {
       id: c.id,
-      content_sha256: c.contentSha256,
+      content_sha256: '',
       format: c.format,
       status: c.status,
       messages: JSON.stringify(c.messages),
@@ -123,6 +123,8 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
       last_role: lastRole(c.messages),
       signals: encodeSignals(c.messages as readonly Message[]),
   };
+  // The canonical digest where it derived the id; else the cheap one of the stored texts (records.ts storedDigest).
+  row.content_sha256 = c.contentSha256 ?? storedDigest(row);
   return { k: 'conversation', feedback: feedbackValues(c.feedback), values: CONVERSATION_COLUMNS.map((col) => row[col]), signalRow: signalRow(row.signals!) };
 }
 

@@ -15,6 +15,68 @@ import {
 } from '../schemas/log-record.js';
 import { canonicalJson, sha256, sha256Hex } from './canonical.js';
 
+/** What a conversation's identity covers: the same id with other content is a conflict (SPEC §2). */
+export interface ConversationContent {
+  readonly messages: readonly unknown[];
+  readonly tools: readonly unknown[] | null;
+  readonly created_at_ms: number | null;
+  readonly model: string | null;
+  readonly user_id: string | null;
+  readonly session_id: string | null;
+  readonly tags: unknown;
+  readonly metadata: unknown;
+  readonly status: 'ok' | 'error';
+}
+
+/**
+ * The content's canonical digest: SHA-256 of its canonical JSON (sorted keys), whatever the key order it was
+ * logged in. A derived id is its first 32 digits, so it must never change.
+ */
+export function contentDigest(content: ConversationContent): string {
+  return sha256Hex(canonicalJson(content));
+}
+
+/** A conversation's content as the store keeps it (conversations columns: JSON texts and scalars). */
+export interface StoredContent {
+  readonly messages: string;
+  readonly tools: string | null;
+  readonly created_at_ms: number | null;
+  readonly model: string | null;
+  readonly user_id: string | null;
+  readonly session_id: string | null;
+  readonly tags: string | null;
+  readonly metadata: string | null;
+  readonly status: string;
+}
+
+/** The content a stored row holds, parsed back (JSON texts round-trip to equal values). */
+export function contentOfStored(r: StoredContent): ConversationContent {
+  const json = (t: string | null): unknown => (t === null ? null : JSON.parse(t));
+  return {
+    messages: JSON.parse(r.messages) as unknown[],
+    tools: json(r.tools) as unknown[] | null,
+    created_at_ms: r.created_at_ms,
+    model: r.model,
+    user_id: r.user_id,
+    session_id: r.session_id,
+    tags: json(r.tags),
+    metadata: json(r.metadata),
+    status: r.status as 'ok' | 'error',
+  };
+}
+
+/**
+ * The digest ingest keeps (content_sha256) for a conversation with its own id: SHA-256 of its stored texts, in
+ * one call. Equal stored texts are equal content, so an equal digest settles an id seen again; a different one
+ * (content logged in another key order, or a digest kept by an older version: the canonical one) is settled by
+ * contentDigest. JSON texts never hold a raw NUL (JSON.stringify escapes it), so NUL separates them; the scalars
+ * go in as JSON.
+ */
+export function storedDigest(r: StoredContent): string {
+  const scalars = JSON.stringify([r.created_at_ms, r.model, r.user_id, r.session_id, r.status]);
+  return sha256Hex(`logcurate-stored-content-1\u0000${r.messages}\u0000${r.tools ?? 'null'}\u0000${r.tags ?? 'null'}\u0000${r.metadata ?? 'null'}\u0000${scalars}`);
+}
+
 export interface FeedbackEventInput {
   readonly logId: string;
   readonly name: string;
@@ -26,7 +88,8 @@ export interface FeedbackEventInput {
 
 export interface ConversationInput {
   readonly id: string;
-  readonly contentSha256: string;
+  /** The canonical content digest (contentDigest) when the id was derived from it; null when the record has its own id. */
+  readonly contentSha256: string | null;
   readonly format: Exclude<InputFormat, 'feedback'>;
   readonly status: 'ok' | 'error';
   readonly messages: readonly unknown[];
@@ -187,7 +250,7 @@ function build(
   const model = modelOverride !== undefined ? modelOverride : textOrNull(own(obj, 'model'));
   const tags = (own(obj, 'tags') as Record<string, unknown> | null | undefined) ?? null;
   const metadata = own(obj, 'metadata') ?? null;
-  const content = {
+  const content: ConversationContent = {
     messages,
     tools,
     created_at_ms: ts?.ms ?? null,
@@ -198,10 +261,11 @@ function build(
     metadata,
     status,
   };
-  const contentSha256 = sha256Hex(canonicalJson(content));
   const rawId = own(obj, 'id');
-  // A derived id is the content digest, so the same line ingested twice is the same conversation.
-  const id = rawId === undefined || rawId === null ? contentSha256.slice(0, 32) : String(rawId);
+  // A derived id is the content digest, so the same line ingested twice is the same conversation. A record with
+  // its own id is compared by the digest of its stored text instead (storedDigest), far cheaper to take.
+  const contentSha256 = rawId === undefined || rawId === null ? contentDigest(content) : null;
+  const id = contentSha256 !== null ? contentSha256.slice(0, 32) : String(rawId);
   const feedback = embeddedFeedback(own(obj, 'feedback'), id);
   if (typeof feedback === 'string') return { kind: 'invalid', reason: feedback };
   let nAssistant = 0;

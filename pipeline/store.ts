@@ -360,6 +360,12 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE ingest_files ADD COLUMN stat TEXT;
   `,
+  // v13: no table changes. conversations.content_sha256 of a conversation logged with its own id is now the digest
+  // of its stored texts (records.ts storedDigest), not of its canonical JSON: an older version comparing canonical
+  // digests would take every such line met again for an id conflict, so it must refuse the store.
+  `
+  SELECT 1;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

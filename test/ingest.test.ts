@@ -272,6 +272,45 @@ describe('ingest: nothing is lost', () => {
     await store.close();
   });
 
+  it('settles an id met again by the digest of its stored text, and in canonical form where that differs', async () => {
+    const store = fresh();
+    const a = '{"id":"k1","tags":{"b":1,"a":"é"},"messages":[{"role":"user","content":"hi \\ud800"},{"role":"assistant","content":"yo","name":"bot"}],"metadata":{"__proto__":{"z":1},"n":1e21,"l":[2,{"y":null,"x":"é"}]}}';
+    // The same content in another key order: not a conflict.
+    const b = '{"messages":[{"content":"hi \\ud800","role":"user"},{"name":"bot","content":"yo","role":"assistant"}],"metadata":{"l":[2,{"x":"é","y":null}],"n":1e21,"__proto__":{"z":1}},"tags":{"a":"é","b":1},"id":"k1"}';
+    const first = await ingest(store, [file('k-a.jsonl', `${a}\n`)]);
+    expect(first.totals).toMatchObject({ inserted: 1, quarantined: 0 });
+    const digest = (): string => store.sqlite.prepare(`SELECT content_sha256 FROM conversations WHERE id = 'k1'`).pluck().get() as string;
+    const stored = digest();
+    expect(stored).toMatch(/^[0-9a-f]{64}$/);
+    // The other order: the same canonical content, so already present; the stored digest becomes that line's.
+    expect((await ingest(store, [file('k-b.jsonl', `${b}\n`)])).totals).toMatchObject({ inserted: 0, already_present: 1, quarantined: 0 });
+    const reordered = digest();
+    expect(reordered).not.toBe(stored);
+    // A digest an older version kept (the canonical one): the line is still already present, and its digest is
+    // replaced by this version's, so the next reading of it compares digests only.
+    const { contentDigest, contentOfStored } = await import('../pipeline/records.js');
+    const row = store.sqlite.prepare(`SELECT * FROM conversations WHERE id = 'k1'`).get() as Parameters<typeof contentOfStored>[0];
+    const canonical = contentDigest(contentOfStored(row));
+    store.sqlite.prepare(`UPDATE conversations SET content_sha256 = ? WHERE id = 'k1'`).run(canonical);
+    expect((await ingest(store, [file('k-b2.jsonl', `${b}\n\n`)])).totals).toMatchObject({ already_present: 1, quarantined: 0 });
+    expect(digest()).toBe(reordered);
+    // Other content under the same id is still a conflict, whichever kind of digest is stored.
+    const c = a.replace('"yo"', '"no"');
+    expect((await ingest(store, [file('k-c.jsonl', `${c}\n`)])).totals).toMatchObject({ inserted: 0, already_present: 0, quarantined: 1 });
+    store.sqlite.prepare(`UPDATE conversations SET content_sha256 = ? WHERE id = 'k1'`).run(canonical);
+    expect((await ingest(store, [file('k-c2.jsonl', `${c}\n\n`)])).totals).toMatchObject({ quarantined: 1 });
+    // Each part of the content counts, in the digests alone too: with this version's digest of b stored again,
+    // only a metadata value, then only the model, differ.
+    expect((await ingest(store, [file('k-b3.jsonl', `${b}\n\n\n`)])).totals).toMatchObject({ already_present: 1 });
+    expect(digest()).toBe(reordered);
+    const d = b.replace('"n":1e21', '"n":2');
+    expect((await ingest(store, [file('k-d.jsonl', `${d}\n`)])).totals).toMatchObject({ quarantined: 1 });
+    const e = b.replace('"id":"k1"', '"id":"k1","model":"m"');
+    expect((await ingest(store, [file('k-e.jsonl', `${e}\n`)])).totals).toMatchObject({ quarantined: 1 });
+    expect(store.sqlite.prepare(`SELECT count(*) FROM quarantine WHERE reason = 'id_conflict'`).pluck().get()).toBe(4);
+    await store.close();
+  });
+
   it('keeps feedback that arrives before its conversation, in another file', async () => {
     const store = fresh();
     const fb = file('early-fb.jsonl', jsonl([{ log_id: 'late', value: 4 }]));
