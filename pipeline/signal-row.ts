@@ -6,7 +6,7 @@
 import { decodeSignalsInto, type SignalColumns } from './signals.js';
 
 /** Columns for n rows. */
-export function signalColumns(n: number): SignalColumns {
+function signalColumns(n: number): SignalColumns {
   return {
     refusal: new Uint8Array(n),
     keyHash: new Float64Array(3 * n),
