@@ -171,7 +171,9 @@ interface Unit {
 }
 
 /** Batches prepared ahead of the one being written: enough to keep a worker busy, little memory. */
-const MAX_IN_FLIGHT = 5;
+const MAX_IN_FLIGHT = 10;
+/** Batches waiting on the worker beyond which this thread prepares the next one itself (work sharing). */
+const WORKER_BACKLOG = 6;
 
 interface Preparer {
   /** Whether batches go to a worker thread (else they are prepared on this thread). */
@@ -242,10 +244,12 @@ async function ingestFile(
     ? { lines: prior.lines, inserted: prior.inserted, already_present: prior.already_present, blank: prior.blank, quarantined: prior.quarantined }
     : zeroCounts();
   const skipUnits = counts.lines;
-  // 1,000 lines: small enough that a batch's prepared rows are posted (and die) before they are promoted to the
-  // old generation on either thread, now that commits are grouped separately (writeBatch). Against 4,000 at
-  // 200k, back to back: 8.55-8.83 s vs 8.75-9.34 s, peak RSS ~450 vs ~595 MB.
-  const batchSize = opts.batchSize ?? 1000;
+  // 500 lines: small enough that a batch's prepared rows are posted (and die) before they are promoted to the old
+  // generation on either thread, now that commits are grouped separately (writeBatch). Against 4,000 at 200k,
+  // back to back: 8.55-8.83 s vs 8.75-9.34 s, peak RSS ~450 vs ~595 MB. Against 1,000 (with as many lines in
+  // flight): the worker's scavenges 686 -> 313 ms and what they promote 222 -> 11 MB; ingest 7.42 -> 7.15 s over
+  // nine alternating rounds, peak RSS 404-433 -> 363-393 MB. 250 lines costs more in batches than it saves.
+  const batchSize = opts.batchSize ?? 500;
   // Progress counts decompressed bytes; a .gz file's size is compressed, so it gets a running count instead.
   const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: /\.gz$/i.test(path) ? undefined : bytes, unit: 'bytes' });
   const forcedShape = isCsv ? undefined : forced;
@@ -263,11 +267,11 @@ async function ingestFile(
   };
   const submit = async (): Promise<void> => {
     if (batch.length === 0) return;
-    // Work sharing: while the worker still has two batches to prepare, this thread would only wait for it, so it
-    // prepares this batch itself. Whichever thread is the bottleneck (parsing or SQLite) the other helps it.
+    // Work sharing: while the worker still has WORKER_BACKLOG batches to prepare, this thread would only wait for
+    // it, so it prepares this batch itself. Whichever thread is the bottleneck (parsing or SQLite) the other helps it.
     const backlog = inFlight.reduce((a, b) => a + (b.ready ? 0 : 1), 0);
     const entry = { units: batch, prepared: Promise.resolve<Prepared[]>([]), ready: false };
-    if (preparer.threaded && backlog < 3) {
+    if (preparer.threaded && backlog < WORKER_BACKLOG) {
       entry.prepared = preparer.prepare(batch, forcedShape);
       entry.prepared.then(() => (entry.ready = true), () => (entry.ready = true));
     } else {
