@@ -247,8 +247,8 @@ async function ingestFile(
   // 500 lines: small enough that a batch's prepared rows are posted (and die) before they are promoted to the old
   // generation on either thread, now that commits are grouped separately (writeBatch). Against 4,000 at 200k,
   // back to back: 8.55-8.83 s vs 8.75-9.34 s, peak RSS ~450 vs ~595 MB. Against 1,000 (with as many lines in
-  // flight): the worker's scavenges 686 -> 313 ms and what they promote 222 -> 11 MB; ingest 7.42 -> 7.15 s over
-  // nine alternating rounds, peak RSS 404-433 -> 363-393 MB. 250 lines costs more in batches than it saves.
+  // flight): the worker's scavenges 686 -> 313 ms and what they promote 222 -> 11 MB; ingest 7.41 -> 7.14 s over
+  // nine alternating rounds, peak RSS 406-433 -> 363-392 MB. 250 lines costs more in batches than it saves.
   const batchSize = opts.batchSize ?? 500;
   // Progress counts decompressed bytes; a .gz file's size is compressed, so it gets a running count instead.
   const task = (opts.progress ?? silentProgress).task(`ingest ${path}`, { total: /\.gz$/i.test(path) ? undefined : bytes, unit: 'bytes' });
