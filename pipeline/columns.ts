@@ -207,8 +207,9 @@ export interface InsertedRow {
  * The chunks an ingest fills, built from the rows as it inserts them, so that the first run after it need not
  * read every row back for them (~0.45 s of that run at 200k; issue 6). Only a chunk whose every pk this collector
  * saw inserted, in order, is built: rows from before this ingest, or another process inserting in between, leave
- * that chunk to the first run, as before. Each row goes into the chunk's blob as it comes. A chunk is saved where its last row is inserted — in the same transaction, so a rollback
- * takes both; `reset` then forgets the rows collected since.
+ * that chunk to the first run, as before. Each row goes into the chunk's blob as it comes. A chunk is saved where
+ * its last row is inserted — in the same transaction, so a rollback takes both; `reset` then forgets the rows
+ * collected since.
  */
 export class ChunkCollector {
   private chunk: ChunkBuilder | null = null;

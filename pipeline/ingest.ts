@@ -610,7 +610,7 @@ class IngestWriter {
   private addConversation(values: ConversationValues, signalRow: readonly number[], feedback: readonly FeedbackValues[], file: string, u: Unit, counts: FileCounts): void {
     const res = this.insertConv.run(...values, file, u.lineNo);
     if (res.changes === 0) {
-      const id = values[0] as string;
+      const id = values[AT.id] as string;
       const existing = this.existingConv.get(id) as StoredContent & { pk: number; content_sha256: string; source_file: string; source_line: number };
       if (existing.content_sha256 !== values[AT.content_sha256] && !this.sameContent(existing, values)) {
         return this.quarantine(
