@@ -2,4 +2,4 @@
 import { serveBatches } from './batch-worker.js';
 import { prepareBatch, type PackedBatch } from './prepare.js';
 
-serveBatches((batch: PackedBatch) => ({ output: prepareBatch(batch) }));
+serveBatches((batch: PackedBatch) => prepareBatch(batch));

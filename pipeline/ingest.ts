@@ -19,7 +19,8 @@ import { openDecompressed, readLines } from './lines.js';
 import { contentDigest, contentOfStored, csvFieldNames, type StoredContent } from './records.js';
 import { BatchWorker } from './batch-worker.js';
 import { ChunkCollector } from './columns.js';
-import { CONVERSATION_COLUMNS, prepareUnit, type ConversationValues, type FeedbackValues, type PackedBatch, type Prepared } from './prepare.js';
+import { EVENT_COLUMNS, EVENT_KINDS, PACKED_COLUMNS, PACKED_KINDS, prepareUnits, type PackedBatch, type Prepared, type PreparedBatch } from './prepare.js';
+import { packedParams, RowReader } from './packed-rows.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import { retryWhileBusy, type Store } from './store.js';
@@ -178,15 +179,13 @@ const WORKER_BACKLOG = 6;
 interface Preparer {
   /** Whether batches go to a worker thread (else they are prepared on this thread). */
   readonly threaded: boolean;
-  prepare(units: readonly Unit[], forced: InputFormat | undefined): Promise<Prepared[]>;
+  prepare(units: readonly Unit[], forced: InputFormat | undefined): Promise<PreparedBatch>;
   close(): Promise<void>;
 }
 
-const prepareInline = (units: readonly Unit[], forced: InputFormat | undefined): Prepared[] => units.map((u) => prepareUnit(u, forced));
-
 const inlinePreparer: Preparer = {
   threaded: false,
-  prepare: async (units, forced) => prepareInline(units, forced),
+  prepare: async (units, forced) => prepareUnits(units, forced),
   close: async () => {},
 };
 
@@ -194,7 +193,7 @@ const inlinePreparer: Preparer = {
 const WORKER_MIN_BYTES = 4 << 20;
 
 function createPreparer(totalBytes: number): Preparer {
-  const worker = new BatchWorker<PackedBatch, Prepared[]>('ingest-worker', 'LOGCURATE_INGEST_WORKER', null);
+  const worker = new BatchWorker<PackedBatch, PreparedBatch>('ingest-worker', 'LOGCURATE_INGEST_WORKER', null);
   if (totalBytes < WORKER_MIN_BYTES || !worker.available) return inlinePreparer;
   return {
     threaded: true,
@@ -258,7 +257,7 @@ async function ingestFile(
   let batchBytes = 0;
   let seenUnits = 0;
   // Batches are prepared ahead (possibly on a worker) but applied strictly in input order, committed in groups.
-  const inFlight: { units: Unit[]; prepared: Promise<Prepared[]>; ready: boolean }[] = [];
+  const inFlight: { units: Unit[]; prepared: Promise<PreparedBatch>; ready: boolean }[] = [];
   const applyOldest = async (): Promise<void> => {
     const next = inFlight.shift()!;
     writer.writeBatch(fileId, path, next.units, await next.prepared, counts);
@@ -270,14 +269,9 @@ async function ingestFile(
     // Work sharing: while the worker still has WORKER_BACKLOG batches to prepare, this thread would only wait for
     // it, so it prepares this batch itself. Whichever thread is the bottleneck (parsing or SQLite) the other helps it.
     const backlog = inFlight.reduce((a, b) => a + (b.ready ? 0 : 1), 0);
-    const entry = { units: batch, prepared: Promise.resolve<Prepared[]>([]), ready: false };
-    if (preparer.threaded && backlog < WORKER_BACKLOG) {
-      entry.prepared = preparer.prepare(batch, forcedShape);
-      entry.prepared.then(() => (entry.ready = true), () => (entry.ready = true));
-    } else {
-      entry.prepared = inlinePreparer.prepare(batch, forcedShape);
-      entry.ready = true;
-    }
+    const threaded = preparer.threaded && backlog < WORKER_BACKLOG;
+    const entry = { units: batch, prepared: (threaded ? preparer : inlinePreparer).prepare(batch, forcedShape), ready: !threaded };
+    if (threaded) entry.prepared.then(() => (entry.ready = true), () => (entry.ready = true));
     inFlight.push(entry);
     batch = [];
     batchBytes = 0;
@@ -431,8 +425,8 @@ function commitLines(opts: IngestOptions): number {
   return v;
 }
 
-/** Where each column is in a row's values (CONVERSATION_COLUMNS order). */
-const AT = Object.fromEntries(CONVERSATION_COLUMNS.map((c, i) => [c, i])) as Record<(typeof CONVERSATION_COLUMNS)[number], number>;
+/** Where each column is in a packed row (PACKED_COLUMNS order). */
+const AT = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
 
 /** Prepared statements for the ingest hot path; one instance per store connection. */
 class IngestWriter {
@@ -448,7 +442,11 @@ class IngestWriter {
   private readonly updateDigest: Database.Statement;
   private readonly insertFeedback: Database.Statement;
   private readonly insertQuarantine: Database.Statement;
-  private readonly tx: Database.Transaction<(fileId: number, file: string, units: readonly Unit[], prepared: readonly Prepared[], counts: FileCounts) => void>;
+  private readonly tx: Database.Transaction<(fileId: number, file: string, units: readonly Unit[], prepared: PreparedBatch, counts: FileCounts) => void>;
+  /** insertConv's parameters, filled row by row: id, the packed columns, source file and line. */
+  private readonly convArgs = new Array<unknown>(PACKED_COLUMNS.length + 3);
+  /** insertFeedback's parameters, filled event by event: the packed columns, source file and line. */
+  private readonly eventArgs = new Array<unknown>(EVENT_COLUMNS.length + 2);
   /** The counters as last committed, while a group's transaction is open; null when none is. */
   private committed: FileCounts | null = null;
   private linesInGroup = 0;
@@ -480,8 +478,8 @@ class IngestWriter {
       `UPDATE ingest_files SET status = 'complete', finished_at = ?, lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ?, stat = ? WHERE id = ?`,
     );
     this.insertConv = db.prepare(
-      `INSERT INTO conversations (${CONVERSATION_COLUMNS.join(', ')}, source_file, source_line)
-       VALUES (${CONVERSATION_COLUMNS.map(() => '?').join(', ')}, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO conversations (id, ${PACKED_COLUMNS.join(', ')}, source_file, source_line)
+       VALUES (?, ${packedParams(PACKED_KINDS).join(', ')}, ?, ?) ON CONFLICT (id) DO NOTHING`,
     );
     this.existingConv = db.prepare(
       `SELECT pk, content_sha256, source_file, source_line, messages, tools, created_at_ms, model, user_id, session_id, tags, metadata, status
@@ -489,15 +487,17 @@ class IngestWriter {
     );
     this.updateDigest = db.prepare(`UPDATE conversations SET content_sha256 = ? WHERE pk = ?`);
     this.insertFeedback = db.prepare(
-      `INSERT INTO feedback (event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
+      `INSERT INTO feedback (${EVENT_COLUMNS.join(', ')}, source_file, source_line)
+       VALUES (${packedParams(EVENT_KINDS).join(', ')}, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
     );
     this.insertQuarantine = db.prepare(
       `INSERT INTO quarantine (file, line, reason, detail, raw, raw_sha256) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (file, line, raw_sha256) DO NOTHING`,
     );
     this.tx = db.transaction((fileId, file, units, prepared, counts) => {
-      for (let i = 0; i < units.length; i++) this.apply(file, units[i]!, prepared[i]!, counts);
+      const rows = new RowReader(prepared.rows);
+      const events = new RowReader(prepared.events);
+      for (let i = 0; i < units.length; i++) this.apply(file, units[i]!, prepared.units[i]!, rows, events, counts);
       this.progressStmt.run(counts.lines, counts.inserted, counts.already_present, counts.blank, counts.quarantined, fileId);
     });
   }
@@ -548,7 +548,7 @@ class IngestWriter {
    * A crash loses at most the uncommitted group; the counters commit with their rows, so a rerun resumes
    * exactly after the last commit.
    */
-  writeBatch(fileId: number, file: string, units: readonly Unit[], prepared: readonly Prepared[], counts: FileCounts): void {
+  writeBatch(fileId: number, file: string, units: readonly Unit[], prepared: PreparedBatch, counts: FileCounts): void {
     this.begin(counts);
     try {
       this.tx(fileId, file, units, prepared, counts);
@@ -589,7 +589,7 @@ class IngestWriter {
     this.committed = null;
   }
 
-  private apply(file: string, u: Unit, p: Prepared, counts: FileCounts): void {
+  private apply(file: string, u: Unit, p: Prepared, rows: RowReader, events: RowReader, counts: FileCounts): void {
     counts.lines++;
     switch (p.k) {
       case 'blank':
@@ -598,45 +598,49 @@ class IngestWriter {
       case 'quarantine':
         return this.quarantine(file, u, p.reason, null, counts);
       case 'feedback': {
-        if (this.addFeedback(p.events, file, u.lineNo) > 0) counts.inserted++;
+        if (this.addFeedback(events, p.events, p.nEvents, file, u.lineNo) > 0) counts.inserted++;
         else counts.already_present++;
         return;
       }
       case 'conversation':
-        return this.addConversation(p.values, p.signalRow, p.feedback, file, u, counts);
+        return this.addConversation(p, rows, events, file, u, counts);
     }
   }
 
-  private addConversation(values: ConversationValues, signalRow: readonly number[], feedback: readonly FeedbackValues[], file: string, u: Unit, counts: FileCounts): void {
-    const res = this.insertConv.run(...values, file, u.lineNo);
+  private addConversation(p: Extract<Prepared, { k: 'conversation' }>, rows: RowReader, events: RowReader, file: string, u: Unit, counts: FileCounts): void {
+    const args = this.convArgs;
+    args[0] = p.id;
+    rows.bind(p.row, args, 1);
+    args[PACKED_COLUMNS.length + 1] = file;
+    args[PACKED_COLUMNS.length + 2] = u.lineNo;
+    const res = this.insertConv.run(args);
     if (res.changes === 0) {
-      const id = values[AT.id] as string;
-      const existing = this.existingConv.get(id) as StoredContent & { pk: number; content_sha256: string; source_file: string; source_line: number };
-      if (existing.content_sha256 !== values[AT.content_sha256] && !this.sameContent(existing, values)) {
+      const existing = this.existingConv.get(p.id) as StoredContent & { pk: number; content_sha256: string; source_file: string; source_line: number };
+      if (existing.content_sha256 !== rows.value(p.row, AT.content_sha256) && !this.sameContent(existing, p, rows)) {
         return this.quarantine(
           file,
           u,
           'id_conflict',
-          `id ${JSON.stringify(id)} is already stored with different content (from ${existing.source_file}:${existing.source_line})`,
+          `id ${JSON.stringify(p.id)} is already stored with different content (from ${existing.source_file}:${existing.source_line})`,
           counts,
         );
       }
-      if (this.addFeedback(feedback, file, u.lineNo) > 0) counts.inserted++;
+      if (this.addFeedback(events, p.events, p.nEvents, file, u.lineNo) > 0) counts.inserted++;
       else counts.already_present++;
       return;
     }
     this.chunks?.add({
       pk: Number(res.lastInsertRowid),
-      id: values[AT.id] as string,
-      status: values[AT.status] as string,
-      nAssistant: values[AT.n_assistant] as number,
-      lastRole: values[AT.last_role] as string | null,
-      createdAtMs: values[AT.created_at_ms] as number | null,
+      id: p.id,
+      status: p.status,
+      nAssistant: rows.value(p.row, AT.n_assistant) as number,
+      lastRole: p.lastRole,
+      createdAtMs: rows.value(p.row, AT.created_at_ms) as number | null,
       sourceFile: file,
       sourceLine: u.lineNo,
-      signalRow,
+      signalRow: p.signalRow,
     });
-    this.addFeedback(feedback, file, u.lineNo);
+    this.addFeedback(events, p.events, p.nEvents, file, u.lineNo);
     counts.inserted++;
   }
 
@@ -647,16 +651,22 @@ class IngestWriter {
    * the same line (a file that grows, read again each night) settles it by the digests alone. content_sha256 is
    * the only column ingest ever rewrites; nothing derived from the rows depends on it.
    */
-  private sameContent(existing: StoredContent & { pk: number }, values: ConversationValues): boolean {
-    const row = Object.fromEntries(CONVERSATION_COLUMNS.map((c, i) => [c, values[i]])) as unknown as StoredContent & { content_sha256: string };
+  private sameContent(existing: StoredContent & { pk: number }, p: Extract<Prepared, { k: 'conversation' }>, rows: RowReader): boolean {
+    const row = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, rows.value(p.row, i)])) as unknown as StoredContent & { content_sha256: string };
     if (contentDigest(contentOfStored(existing)) !== contentDigest(contentOfStored(row))) return false;
     this.updateDigest.run(row.content_sha256, existing.pk);
     return true;
   }
 
-  private addFeedback(events: readonly FeedbackValues[], file: string, line: number): number {
+  private addFeedback(events: RowReader, first: number, n: number, file: string, line: number): number {
+    const args = this.eventArgs;
+    args[EVENT_COLUMNS.length] = file;
+    args[EVENT_COLUMNS.length + 1] = line;
     let added = 0;
-    for (const e of events) added += this.insertFeedback.run(...e, file, line).changes;
+    for (let r = first; r < first + n; r++) {
+      events.bind(r, args, 0);
+      added += this.insertFeedback.run(args).changes;
+    }
     return added;
   }
 

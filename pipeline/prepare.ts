@@ -9,6 +9,7 @@ import { decodeUtf8, isBlank } from './lines.js';
 import { parseCsvRow, parseRecord, storedDigest, type FeedbackEventInput, type ParsedRecord } from './records.js';
 import { encodeSignals } from './signals.js';
 import { signalRow } from './signal-row.js';
+import { RowPacker, packedTransfer, type ColumnKind, type PackedRows } from './packed-rows.js';
 import type { Message } from './stage.js';
 
 /** What ingest reads: a JSONL line's bytes, or a CSV record already split into named fields. */
@@ -44,33 +45,71 @@ export const CONVERSATION_COLUMNS = [
   'signals',
 ] as const satisfies readonly (keyof ConversationRow)[];
 
-/** A feedback event as it crosses from the worker: [key, logId, name, value, createdAt, createdAtMs]. */
-export type FeedbackValues = readonly [string, string, string, number, string | null, number | null];
+/** A feedback event's columns as they are packed and bound: key, log id, name, value, created_at, created_at_ms. */
+export const EVENT_COLUMNS = ['event_key', 'log_id', 'name', 'value', 'created_at', 'created_at_ms'] as const;
+export const EVENT_KINDS: readonly ColumnKind[] = ['text', 'text', 'text', 'number', 'text', 'number'];
 
-const feedbackValues = (events: readonly FeedbackEventInput[]): FeedbackValues[] => events.map((e) => [e.key, e.logId, e.name, e.value, e.createdAt, e.createdAtMs]);
+/** Packs the events; returns the first one's row (they are consecutive). */
+function packEvents(events: readonly FeedbackEventInput[], packer: RowPacker): number {
+  let first = -1;
+  for (const e of events) {
+    const r = packer.add([e.key, e.logId, e.name, e.value, e.createdAt, e.createdAtMs]);
+    if (first < 0) first = r;
+  }
+  return first;
+}
 
-/** A row's values in CONVERSATION_COLUMNS order: id first, content_sha256 second. */
-export type ConversationValues = readonly ConversationRow[keyof ConversationRow][];
+/**
+ * The columns after id, packed (pipeline/packed-rows.ts) in this order and bound after it on insert. The id crosses
+ * as a string: the inserting thread needs it as one (for the chunk of columns), and bound as a string it is
+ * stored exactly as before, so ids stay equal to those of stores ingested by earlier versions.
+ */
+export const PACKED_COLUMNS = CONVERSATION_COLUMNS.slice(1);
+const NUMBER_COLUMNS: ReadonlySet<string> = new Set<keyof ConversationRow>(['created_at_ms', 'n_messages', 'n_assistant']);
+export const PACKED_KINDS: readonly ColumnKind[] = PACKED_COLUMNS.map((c) => (NUMBER_COLUMNS.has(c) ? 'number' : 'text'));
 
 export type Prepared =
   | { readonly k: 'blank' }
   | { readonly k: 'quarantine'; readonly reason: string }
-  | { readonly k: 'feedback'; readonly events: readonly FeedbackValues[] }
+  | {
+      readonly k: 'feedback';
+      /** Its events: rows events … events + nEvents - 1 of the batch's packed events (PreparedBatch.events). */
+      readonly events: number;
+      readonly nEvents: number;
+    }
   | {
       readonly k: 'conversation';
-      /**
-       * Values, not an object: a batch crosses from the worker by structured clone, which writes every object's
-       * keys again and rebuilds it key by key (deserialising 40,000 rows took ~380 ms as objects, ~155 ms as arrays).
-       */
-      readonly values: ConversationValues;
-      readonly feedback: readonly FeedbackValues[];
+      readonly id: string;
+      /** Its other columns: this row of the batch's packed rows (PreparedBatch.rows, PACKED_COLUMNS). */
+      readonly row: number;
+      readonly status: ConversationRow['status'];
+      readonly lastRole: string | null;
+      /** Its embedded feedback events, as for a feedback record. */
+      readonly events: number;
+      readonly nEvents: number;
       /** The signals as numbers (signalRow), for the chunk of columns ingest builds (pipeline/columns.ts). */
       readonly signalRow: readonly number[];
     };
 
-export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
+/** A batch's units prepared, in input order, with the conversations' columns packed. */
+export interface PreparedBatch {
+  readonly units: Prepared[];
+  /** The conversations' columns (PACKED_COLUMNS). */
+  readonly rows: PackedRows;
+  /** The feedback events' columns (EVENT_COLUMNS). */
+  readonly events: PackedRows;
+}
+
+export function prepareUnits(units: readonly UnitInput[], forced?: InputFormat): PreparedBatch {
+  const rows = new RowPacker(PACKED_KINDS, units.length);
+  const events = new RowPacker(EVENT_KINDS, units.length);
+  const out = units.map((u) => prepareUnit(u, rows, events, forced));
+  return { units: out, rows: rows.finish(), events: events.finish() };
+}
+
+function prepareUnit(u: UnitInput, rows: RowPacker, events: RowPacker, forced?: InputFormat): Prepared {
   try {
-    return prepareUnchecked(u, forced);
+    return prepareUnchecked(u, rows, events, forced);
   } catch (err) {
     // Hostile input must cost one line, never the file: JSON nested thousands deep parses but overflows the
     // stack of any recursive walk (canonical JSON, serialisation). The line is kept whole in quarantine.
@@ -79,7 +118,7 @@ export function prepareUnit(u: UnitInput, forced?: InputFormat): Prepared {
   }
 }
 
-function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
+function prepareUnchecked(u: UnitInput, rows: RowPacker, events: RowPacker, forced?: InputFormat): Prepared {
   if (u.csvError !== undefined) return { k: 'quarantine', reason: u.csvError };
   let parsed: ParsedRecord;
   if (u.csv !== undefined) {
@@ -101,7 +140,7 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
     parsed = parseRecord(value, forced);
   }
   if (parsed.kind === 'invalid') return { k: 'quarantine', reason: parsed.reason };
-  if (parsed.kind === 'feedback') return { k: 'feedback', events: feedbackValues(parsed.events) };
+  if (parsed.kind === 'feedback') return { k: 'feedback', events: packEvents(parsed.events, events), nEvents: parsed.events.length };
   const c = parsed.conversation;
   const row: ConversationRow = {
       id: c.id,
@@ -125,7 +164,16 @@ function prepareUnchecked(u: UnitInput, forced?: InputFormat): Prepared {
   };
   // The canonical digest where it derived the id; else the cheap one of the stored texts (records.ts storedDigest).
   row.content_sha256 = c.contentSha256 ?? storedDigest(row);
-  return { k: 'conversation', feedback: feedbackValues(c.feedback), values: CONVERSATION_COLUMNS.map((col) => row[col]), signalRow: signalRow(row.signals!) };
+  return {
+    k: 'conversation',
+    id: row.id,
+    row: rows.add(PACKED_COLUMNS.map((col) => row[col])),
+    status: row.status,
+    lastRole: row.last_role,
+    events: packEvents(c.feedback, events),
+    nEvents: c.feedback.length,
+    signalRow: signalRow(row.signals!),
+  };
 }
 
 /** A batch as it crosses to a worker: all raw bytes in one transferable buffer, plus offsets. */
@@ -137,13 +185,12 @@ export interface PackedBatch {
   readonly forced?: InputFormat;
 }
 
-export function prepareBatch(b: PackedBatch): Prepared[] {
-  const out: Prepared[] = new Array<Prepared>(b.csv.length);
-  for (let i = 0; i < b.csv.length; i++) {
-    const raw = b.bytes.subarray(b.offsets[i]!, b.offsets[i + 1]!);
-    out[i] = prepareUnit({ raw, csv: b.csv[i], csvError: b.csvError[i] }, b.forced);
-  }
-  return out;
+/** A packed batch prepared (on ingest's worker), and the buffers to transfer back. */
+export function prepareBatch(b: PackedBatch): { output: PreparedBatch; transfer: ArrayBuffer[] } {
+  const units = new Array<UnitInput>(b.csv.length);
+  for (let i = 0; i < b.csv.length; i++) units[i] = { raw: b.bytes.subarray(b.offsets[i]!, b.offsets[i + 1]!), csv: b.csv[i], csvError: b.csvError[i] };
+  const output = prepareUnits(units, b.forced);
+  return { output, transfer: [...packedTransfer(output.rows), ...packedTransfer(output.events)] };
 }
 
 function lastRole(messages: readonly unknown[]): string | null {

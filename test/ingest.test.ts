@@ -506,6 +506,11 @@ describe('ingest: worker thread', () => {
     const lines: unknown[] = [];
     for (let i = 0; i < 25_000; i++) {
       lines.push(i % 997 === 3 ? { id: `bad${i}`, messages: [{ role: 'bot', content: 'x' }] } : chat(`w${i}`, `prompt ${i} `.repeat(12), `reply ${i}`, { feedback: i % 5 }));
+      // Hostile text in the columns that cross from the worker as bytes (pipeline/packed-rows.ts).
+      if (i % 1000 === 7) {
+        lines.push(chat(`h${i}`, 'a \ud800 b\u0000', '😀', { model: 'm\ud800\u0000😀', user_id: '', session_id: '__proto__', tags: { __proto__: 'x', é: '\udc00' } }));
+        lines.push({ log_id: `h${i}`, name: 'score \ud800😀', value: 5, created_at: '2024-09-01T00:00:00Z' });
+      }
     }
     const p = file('worker.jsonl', jsonl(lines));
     // Over the 4 MB threshold at which ingest hands parsing to a worker.
@@ -524,6 +529,22 @@ describe('ingest: worker thread', () => {
       expect(x.prepare(q).all()).toEqual(y.prepare(q).all());
     }
     expect(x.prepare('SELECT count(*) FROM quarantine').pluck().get()).toBe(26);
+    // Every text column holds text (not a blob), and a lone surrogate is stored as U+FFFD, as JavaScript encodes it.
+    for (const [t, cols] of [
+      ['conversations', ['id', 'content_sha256', 'format', 'status', 'messages', 'tools', 'created_at', 'model', 'user_id', 'session_id', 'tags', 'metadata', 'extra', 'last_role', 'signals']],
+      ['feedback', ['event_key', 'log_id', 'name', 'created_at']],
+    ] as const) {
+      for (const c of cols) expect(x.prepare(`SELECT count(*) FROM ${t} WHERE typeof(${c}) NOT IN ('text', 'null')`).pluck().get(), `${t}.${c}`).toBe(0);
+    }
+    const hostile = x.prepare(`SELECT model, user_id, session_id, tags, messages FROM conversations WHERE id = 'h7'`).get();
+    expect(hostile).toEqual({
+      model: 'm\ufffd\u0000😀',
+      user_id: '',
+      session_id: '__proto__',
+      tags: JSON.stringify({ __proto__: 'x', é: '\udc00' }),
+      messages: JSON.stringify([{ role: 'user', content: 'a \ud800 b\u0000' }, { role: 'assistant', content: '😀' }]),
+    });
+    expect(x.prepare(`SELECT name FROM feedback WHERE log_id = 'h7'`).pluck().get()).toBe('score \ufffd😀');
     x.close();
     y.close();
   });

@@ -1,0 +1,147 @@
+/**
+ * Rows of SQL values packed to cross from ingest's worker to the thread that inserts them (issue 6): texts as
+ * UTF-8 byte ranges of one buffer, numbers in a Float64Array, all transferred, not cloned. Cloned, every text
+ * would be built again as a string on the inserting thread — the busier one — only for better-sqlite3 to encode
+ * it to UTF-8 once more; a range is bound as a blob instead, and `CAST(? AS TEXT)` stores it as text, the same
+ * bytes (`textParams`). No store or SQLite here: the worker loads this module.
+ *
+ * The bytes are a JavaScript string's UTF-8 (`Buffer.write`), so a lone surrogate is stored as U+FFFD, where
+ * better-sqlite3 binding the string itself would store the surrogate's three bytes, which are not UTF-8 and
+ * read back as three U+FFFD.
+ */
+
+/** What a column holds: text (string or null) or a number (or null). */
+export type ColumnKind = 'text' | 'number';
+
+export interface PackedRows {
+  readonly n: number;
+  readonly kinds: readonly ColumnKind[];
+  /** The texts' UTF-8, back to back. */
+  readonly bytes: Uint8Array;
+  /** Per value (row * width + column): a text's first byte, or NULL_VALUE, or NUMBER_VALUE. */
+  readonly start: Int32Array;
+  /** Per value: a text's end (exclusive). */
+  readonly end: Int32Array;
+  /** Per value: a number column's value. */
+  readonly numbers: Float64Array;
+}
+
+const NULL_VALUE = -1;
+const NUMBER_VALUE = -2;
+
+/** Fills a PackedRows a row at a time; `finish` hands it over (its buffers are then the receiver's). */
+export class RowPacker {
+  private bytes: Buffer;
+  private at = 0;
+  private start: Int32Array;
+  private end: Int32Array;
+  private numbers: Float64Array;
+  private n = 0;
+
+  constructor(
+    private readonly kinds: readonly ColumnKind[],
+    rows = 64,
+  ) {
+    this.bytes = Buffer.allocUnsafeSlow(Math.max(1, rows) * 256);
+    const values = Math.max(1, rows) * kinds.length;
+    this.start = new Int32Array(values);
+    this.end = new Int32Array(values);
+    this.numbers = new Float64Array(values);
+  }
+
+  /** Adds a row (its values in column order) and returns its index. */
+  add(values: readonly (string | number | null)[]): number {
+    const w = this.kinds.length;
+    if (values.length !== w) throw new Error(`internal: a packed row of ${w} columns was given ${values.length} values`);
+    if ((this.n + 1) * w > this.start.length) this.growRows();
+    let i = this.n * w;
+    for (let c = 0; c < w; c++, i++) {
+      const v = values[c];
+      if (v === null || v === undefined) {
+        this.start[i] = NULL_VALUE;
+      } else if (this.kinds[c] === 'number') {
+        if (typeof v !== 'number') throw new Error(`internal: packed column ${c} holds numbers, was given ${typeof v}`);
+        this.start[i] = NUMBER_VALUE;
+        this.numbers[i] = v;
+      } else {
+        if (typeof v !== 'string') throw new Error(`internal: packed column ${c} holds texts, was given ${typeof v}`);
+        // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+        if (this.bytes.length - this.at < v.length * 3) this.growBytes(v.length * 3);
+        this.start[i] = this.at;
+        this.at += this.bytes.write(v, this.at, 'utf8');
+        this.end[i] = this.at;
+      }
+    }
+    return this.n++;
+  }
+
+  finish(): PackedRows {
+    const w = this.kinds.length;
+    return {
+      n: this.n,
+      kinds: this.kinds,
+      bytes: new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.at),
+      start: this.start.subarray(0, this.n * w),
+      end: this.end.subarray(0, this.n * w),
+      numbers: this.numbers.subarray(0, this.n * w),
+    };
+  }
+
+  private growRows(): void {
+    const grow = <T extends Int32Array | Float64Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.start = grow(this.start);
+    this.end = grow(this.end);
+    this.numbers = grow(this.numbers);
+  }
+
+  private growBytes(need: number): void {
+    // Never from Buffer's shared pool: the buffer is transferred.
+    const b = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.at + need));
+    this.bytes.copy(b, 0, 0, this.at);
+    this.bytes = b;
+  }
+}
+
+/** The buffers to transfer with a PackedRows. */
+export function packedTransfer(p: PackedRows): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const a of [p.bytes, p.start, p.end, p.numbers]) out.add(a.buffer as ArrayBuffer);
+  return [...out];
+}
+
+/** The SQL parameters for a packed row's columns: `CAST(? AS TEXT)` for texts (bound as blobs), `?` for numbers. */
+export function packedParams(kinds: readonly ColumnKind[]): string[] {
+  return kinds.map((k) => (k === 'text' ? 'CAST(? AS TEXT)' : '?'));
+}
+
+/** Reads a PackedRows on the receiving side. */
+export class RowReader {
+  private readonly bytes: Buffer;
+  private readonly w: number;
+
+  constructor(private readonly p: PackedRows) {
+    this.bytes = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
+    this.w = p.kinds.length;
+  }
+
+  /** Row r's values as parameters for packedParams' SQL, into out from index `at`: texts as byte views. */
+  bind(r: number, out: unknown[], at: number): void {
+    const { start, end, numbers } = this.p;
+    let i = r * this.w;
+    for (let c = 0; c < this.w; c++, i++) {
+      const s = start[i]!;
+      out[at + c] = s === NULL_VALUE ? null : s === NUMBER_VALUE ? numbers[i] : this.bytes.subarray(s, end[i]);
+    }
+  }
+
+  /** Row r's value in column c, texts decoded (U+FFFD where a lone surrogate was packed). */
+  value(r: number, c: number): string | number | null {
+    const i = r * this.w + c;
+    const s = this.p.start[i]!;
+    return s === NULL_VALUE ? null : s === NUMBER_VALUE ? this.p.numbers[i]! : this.bytes.toString('utf8', s, this.p.end[i]);
+  }
+}
