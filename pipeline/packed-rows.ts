@@ -5,9 +5,9 @@
  * it to UTF-8 once more; a range is bound as a blob instead, and `CAST(? AS TEXT)` stores it as text, the same
  * bytes (`textParams`). No store or SQLite here: the worker loads this module.
  *
- * The bytes are a JavaScript string's UTF-8 (`Buffer.write`), so a lone surrogate is stored as U+FFFD, where
- * better-sqlite3 binding the string itself would store the surrogate's three bytes, which are not UTF-8 and
- * read back as three U+FFFD.
+ * The bytes are exactly those better-sqlite3 stores for the string itself, so nothing in a store changes: UTF-8,
+ * and a lone surrogate (which JSON's `\ud800` escape can put in a string) as its code unit's three bytes, the way
+ * V8 writes it, not as the U+FFFD that `Buffer.write` would put there (`writeText`).
  */
 
 /** What a column holds: text (string or null) or a number (or null). */
@@ -68,7 +68,7 @@ export class RowPacker {
         // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
         if (this.bytes.length - this.at < v.length * 3) this.growBytes(v.length * 3);
         this.start[i] = this.at;
-        this.at += this.bytes.write(v, this.at, 'utf8');
+        this.at = writeText(v, this.bytes, this.at);
         this.end[i] = this.at;
       }
     }
@@ -106,6 +106,41 @@ export class RowPacker {
   }
 }
 
+/**
+ * Writes s at `at` as better-sqlite3 binds it (V8's UTF-8 without replacement) and returns the end. Almost every
+ * string is well formed (one-byte strings always are) and goes through Buffer.write; a lone surrogate is written
+ * as the three bytes of its code unit, as V8 does, where Buffer.write would write U+FFFD.
+ */
+function writeText(s: string, buf: Buffer, at: number): number {
+  if ((s as unknown as { isWellFormed(): boolean }).isWellFormed()) return at + buf.write(s, at, 'utf8');
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+      }
+    }
+    if (c < 0x80) {
+      buf[at++] = c;
+    } else if (c < 0x800) {
+      buf[at++] = 0xc0 | (c >> 6);
+      buf[at++] = 0x80 | (c & 0x3f);
+    } else if (c < 0x10000) {
+      buf[at++] = 0xe0 | (c >> 12);
+      buf[at++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[at++] = 0x80 | (c & 0x3f);
+    } else {
+      buf[at++] = 0xf0 | (c >> 18);
+      buf[at++] = 0x80 | ((c >> 12) & 0x3f);
+      buf[at++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[at++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return at;
+}
+
 /** The buffers to transfer with a PackedRows. */
 export function packedTransfer(p: PackedRows): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
@@ -138,7 +173,7 @@ export class RowReader {
     }
   }
 
-  /** Row r's value in column c, texts decoded (U+FFFD where a lone surrogate was packed). */
+  /** Row r's value in column c, texts decoded as better-sqlite3 reads them back (a lone surrogate as three U+FFFD). */
   value(r: number, c: number): string | number | null {
     const i = r * this.w + c;
     const s = this.p.start[i]!;

@@ -529,22 +529,25 @@ describe('ingest: worker thread', () => {
       expect(x.prepare(q).all()).toEqual(y.prepare(q).all());
     }
     expect(x.prepare('SELECT count(*) FROM quarantine').pluck().get()).toBe(26);
-    // Every text column holds text (not a blob), and a lone surrogate is stored as U+FFFD, as JavaScript encodes it.
+    // Every text column holds text (not a blob), byte for byte what binding the string stores (as ingest did before
+    // its rows crossed packed), lone surrogates included.
     for (const [t, cols] of [
       ['conversations', ['id', 'content_sha256', 'format', 'status', 'messages', 'tools', 'created_at', 'model', 'user_id', 'session_id', 'tags', 'metadata', 'extra', 'last_role', 'signals']],
       ['feedback', ['event_key', 'log_id', 'name', 'created_at']],
     ] as const) {
       for (const c of cols) expect(x.prepare(`SELECT count(*) FROM ${t} WHERE typeof(${c}) NOT IN ('text', 'null')`).pluck().get(), `${t}.${c}`).toBe(0);
     }
-    const hostile = x.prepare(`SELECT model, user_id, session_id, tags, messages FROM conversations WHERE id = 'h7'`).get();
+    const hex = (v: string): string => x.prepare('SELECT hex(?)').pluck().get(v) as string;
+    const hostile = x.prepare(`SELECT hex(model) model, hex(user_id) user_id, hex(session_id) session_id, tags, messages FROM conversations WHERE id = 'h7'`).get() as Record<string, string>;
     expect(hostile).toEqual({
-      model: 'm\ufffd\u0000😀',
+      model: hex('m\ud800\u0000😀'),
       user_id: '',
-      session_id: '__proto__',
+      session_id: hex('__proto__'),
       tags: JSON.stringify({ __proto__: 'x', é: '\udc00' }),
       messages: JSON.stringify([{ role: 'user', content: 'a \ud800 b\u0000' }, { role: 'assistant', content: '😀' }]),
     });
-    expect(x.prepare(`SELECT name FROM feedback WHERE log_id = 'h7'`).pluck().get()).toBe('score \ufffd😀');
+    expect(hostile.model).toContain('EDA080');
+    expect(x.prepare(`SELECT hex(name) FROM feedback WHERE log_id = 'h7'`).pluck().get()).toBe(hex('score \ud800😀'));
     x.close();
     y.close();
   });
