@@ -3,7 +3,7 @@
  * UTF-8 byte ranges of one buffer, numbers in a Float64Array, all transferred, not cloned. Cloned, every text
  * would be built again as a string on the inserting thread — the busier one — only for better-sqlite3 to encode
  * it to UTF-8 once more; a range is bound as a blob instead, and `CAST(? AS TEXT)` stores it as text, the same
- * bytes (`textParams`). No store or SQLite here: the worker loads this module.
+ * bytes (`packedParams`). No store or SQLite here: the worker loads this module.
  *
  * The bytes are exactly those better-sqlite3 stores for the string itself, so nothing in a store changes: UTF-8,
  * and a lone surrogate (which JSON's `\ud800` escape can put in a string) as its code unit's three bytes, the way
@@ -42,6 +42,7 @@ export class RowPacker {
     private readonly kinds: readonly ColumnKind[],
     rows = 64,
   ) {
+    // Never from Buffer's shared pool, which Node marks untransferable: a pooled buffer would be copied across.
     this.bytes = Buffer.allocUnsafeSlow(Math.max(1, rows) * 256);
     const values = Math.max(1, rows) * kinds.length;
     this.start = new Int32Array(values);
@@ -99,7 +100,6 @@ export class RowPacker {
   }
 
   private growBytes(need: number): void {
-    // Never from Buffer's shared pool: the buffer is transferred.
     const b = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.at + need));
     this.bytes.copy(b, 0, 0, this.at);
     this.bytes = b;
