@@ -141,11 +141,9 @@ function writeText(s: string, buf: Buffer, at: number): number {
   return at;
 }
 
-/** The buffers to transfer with a PackedRows. */
+/** The buffers to transfer with a PackedRows (each its own: RowPacker never shares one between arrays). */
 export function packedTransfer(p: PackedRows): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  for (const a of [p.bytes, p.start, p.end, p.numbers]) out.add(a.buffer as ArrayBuffer);
-  return [...out];
+  return [p.bytes.buffer, p.start.buffer, p.end.buffer, p.numbers.buffer] as ArrayBuffer[];
 }
 
 /** The SQL parameters for a packed row's columns: `CAST(? AS TEXT)` for texts (bound as blobs), `?` for numbers. */
