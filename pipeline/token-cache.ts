@@ -12,6 +12,13 @@ import type { EncodingName } from './models.js';
 export class TokenCache {
   private readonly lookups: (size: number) => Statement;
   private readonly insert: Statement;
+  /** Counts made by this run and not yet saved (flush). */
+  private readonly pending = new Map<string, { total: number; assistant: number }>();
+  /**
+   * Whether the table held any count for this encoding when the run began. When it held none (a store's first
+   * run), nothing is looked up in it: a count another run saves meanwhile is only made again, never wrong.
+   */
+  private readonly stored: boolean;
   hits = 0;
   misses = 0;
 
@@ -21,6 +28,7 @@ export class TokenCache {
   ) {
     this.lookups = inListStatements(store.sqlite, (list) => `SELECT example_sha256, total, assistant FROM token_cache WHERE encoding = ? AND example_sha256 IN (${list})`);
     this.insert = store.sqlite.prepare(`INSERT INTO token_cache (encoding, example_sha256, total, assistant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`);
+    this.stored = store.sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM token_cache WHERE encoding = ?)`).pluck().get(encoding) === 1;
   }
 
   /** The cache key of an example: its encoding and its exact messages JSON (`JSON.stringify(messages)`). */
@@ -34,26 +42,44 @@ export class TokenCache {
    */
   getMany(keys: readonly string[]): ({ total: number; assistant: number } | null)[] {
     const found = new Map<string, { total: number; assistant: number }>();
-    for (let i = 0; i < keys.length; i += LOOKUP_BATCH) {
-      const part = keys.slice(i, i + LOOKUP_BATCH);
-      for (const [key, total, assistant] of this.lookups(part.length).all(this.encoding, ...part) as [string, number, number][]) found.set(key, { total, assistant });
+    if (this.stored) {
+      for (let i = 0; i < keys.length; i += LOOKUP_BATCH) {
+        const part = keys.slice(i, i + LOOKUP_BATCH);
+        for (const [key, total, assistant] of this.lookups(part.length).all(this.encoding, ...part) as [string, number, number][]) found.set(key, { total, assistant });
+      }
     }
     return keys.map((k) => {
-      const hit = found.get(k) ?? null;
+      const hit = found.get(k) ?? this.pending.get(k) ?? null;
       if (hit) this.hits++;
       else this.misses++;
       return hit;
     });
   }
 
-  /** Saves counts made now (IMMEDIATE, as every write here: a concurrent run's commit must not leave a stale snapshot). */
+  /**
+   * Keeps counts made now, saved FLUSH_ENTRIES at a time: the keys are random, so a save touches most of the
+   * table's pages however few entries it holds, and one save of 16,384 costs about what one of 2,048 does.
+   */
   putMany(entries: readonly { key: string; total: number; assistant: number }[]): void {
-    if (entries.length === 0) return;
+    for (const e of entries) this.pending.set(e.key, { total: e.total, assistant: e.assistant });
+    if (this.pending.size >= FLUSH_ENTRIES) this.flush();
+  }
+
+  /**
+   * Saves the counts kept so far (IMMEDIATE, as every write here: a concurrent run's commit must not leave a stale
+   * snapshot). Emit calls it when it has counted everything; counts still kept when a run fails are not saved,
+   * which only means counting them again.
+   */
+  flush(): void {
+    if (this.pending.size === 0) return;
     const tx = this.store.sqlite.transaction(() => {
-      for (const e of entries) this.insert.run(this.encoding, e.key, e.total, e.assistant);
+      for (const [key, e] of this.pending) this.insert.run(this.encoding, key, e.total, e.assistant);
     });
     retryWhileBusy(() => tx.immediate(), 30_000);
+    this.pending.clear();
   }
 }
 
 const LOOKUP_BATCH = 2048;
+/** Counts saved per transaction (TokenCache.putMany). */
+const FLUSH_ENTRIES = 16_384;

@@ -365,6 +365,7 @@ export default defineStage({
       const last = inFlight as Promise<Pending[]> | null;
       if (last) for (const pend of await last) settle(pend);
       for (const pend of await count(window)) settle(pend);
+      cache.flush();
     } catch (err) {
       writer.abort();
       throw err;
