@@ -15,6 +15,8 @@ const got = (v: unknown): string => {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'object') return 'an object';
+  // JSON has no infinities, but JSON.parse reads 1e400 as one; JSON.stringify would show it as null.
+  if (typeof v === 'number' && !Number.isFinite(v)) return `a number out of range (${v})`;
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}…` : s;
 };

@@ -212,5 +212,8 @@ describe('quickValid', () => {
     expect(parsed).toEqual({ kind: 'invalid', reason: expect.stringMatching(/^messages\[1\]\.role: expected one of system\|user\|assistant\|tool\|function, got "robot"$/) });
     const finiteOnly = parseRecord({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', weight: Infinity }] });
     expect(finiteOnly.kind).toBe('invalid');
+    // 1e400 parses as Infinity: the reason says so, not "got null" (JSON.stringify's rendering of it).
+    const huge = parseRecord(JSON.parse('{"log_id":"a","name":"score","value":-1e400}'));
+    expect(huge).toEqual({ kind: 'invalid', reason: 'value: expected a number, a boolean or one of up|down|positive|negative|thumbs_up|thumbs_down, got a number out of range (-Infinity)' });
   });
 });
