@@ -61,8 +61,8 @@ export class TokenCache {
    * table's pages however few entries it holds: 70,873 counts took ~260 ms saved 2,048 at a time (one window),
    * ~160 ms 16,384 at a time.
    */
-  putMany(entries: readonly { key: string; total: number; assistant: number }[]): void {
-    for (const e of entries) this.pending.set(e.key, { total: e.total, assistant: e.assistant });
+  put(key: string, counts: { total: number; assistant: number }): void {
+    this.pending.set(key, counts);
     if (this.pending.size >= FLUSH_ENTRIES) this.flush();
   }
 
@@ -82,5 +82,5 @@ export class TokenCache {
 }
 
 const LOOKUP_BATCH = 2048;
-/** Counts saved per transaction (TokenCache.putMany). */
+/** Counts saved per transaction (TokenCache.put). */
 const FLUSH_ENTRIES = 16_384;

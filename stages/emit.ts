@@ -319,7 +319,7 @@ export default defineStage({
         missing.forEach((m, k) => {
           m.tokens = { total: counts[2 * k]!, assistant: counts[2 * k + 1]! };
         });
-        cache.putMany(missing.map((m) => ({ key: m.key, ...m.tokens! })));
+        for (const m of missing) cache.put(m.key, m.tokens!);
         return window;
       });
     };
