@@ -116,10 +116,19 @@ export function toCompletionExample(messages: readonly Message[]): { prompt: str
 
 type Tokens = { total: number; assistant: number };
 
-/** What one conversation becomes: a line to write, or the reason it is dropped. */
+/**
+ * What one conversation becomes: a line to write, or the reason it is dropped. Of the messages written, only
+ * what settling needs is kept — whether one is a system or user message, and (under `over_limit: truncate`)
+ * the prompt's hash — not the messages themselves, which would otherwise outlive a window or two of building.
+ */
 type Built =
-  | { readonly line: string; readonly tokens: Tokens; readonly truncated: boolean; readonly kept: readonly Message[] }
+  | { readonly line: string; readonly tokens: Tokens; readonly truncated: boolean; readonly systemOrUser: boolean; readonly prompt: string | null }
   | { readonly drop: string; readonly overLimit?: number };
+
+const hasSystemOrUser = (messages: readonly { readonly role?: unknown }[]): boolean => messages.some((m) => m.role === 'system' || m.role === 'user');
+
+/** The hash of the prompt written, which truncation may change after split grouped the prompts (settle's check). */
+const promptOf = (messages: readonly Message[], truncate: boolean): string | null => (truncate ? hashText(normalizeText(keyText(messages, 'prompt'))) : null);
 
 function buildCompletion(messages: readonly Message[], limit: number | null, truncate: boolean, tok: Tokenizer): Built {
   let kept = messages;
@@ -142,20 +151,27 @@ function buildCompletion(messages: readonly Message[], limit: number | null, tru
     tokens = countCompletionTokens(ex, tok);
     truncated = true;
   }
-  return { line: jsonLine(ex), tokens, truncated, kept };
+  return { line: jsonLine(ex), tokens, truncated, systemOrUser: hasSystemOrUser(kept), prompt: promptOf(kept, truncate) };
 }
 
-/** A chat example built and checked, waiting for its token count (from the cache, or counted in a batch). */
+/**
+ * A chat example built and checked, waiting for its token count (from the cache, or counted in a batch). It
+ * holds the example as text only: a window's message objects would survive a collection or two while the
+ * window is counted, and copying them is most of what the main thread's collections cost in emit. The rare
+ * example over the limit parses its messages back from `json` (the same values: strings, numbers, null).
+ */
 interface PreparedChat {
-  readonly example: Record<string, unknown>;
-  readonly msgs: Record<string, unknown>[];
   /** JSON.stringify(msgs): the token-cache key's text, what gets counted, and the line's first part. */
   readonly json: string;
   readonly key: string;
+  /** JSON.stringify of the example's tools; undefined when it has none. */
+  readonly tools: string | undefined;
+  readonly systemOrUser: boolean;
+  readonly prompt: string | null;
   tokens: Tokens | null;
 }
 
-function prepareChat(messages: readonly Message[], tools: readonly unknown[] | null, cache: TokenCache): PreparedChat | { readonly drop: string } {
+function prepareChat(messages: readonly Message[], tools: readonly unknown[] | null, cache: TokenCache, truncate: boolean): PreparedChat | { readonly drop: string } {
   const msgs = messages.map(toTrainingMessage);
   const example: Record<string, unknown> = { messages: msgs };
   if (tools && tools.length > 0) example.tools = tools;
@@ -163,7 +179,14 @@ function prepareChat(messages: readonly Message[], tools: readonly unknown[] | n
   if (errors.length > 0) return { drop: `invalid:${errors[0]!.kind}` };
   const json = JSON.stringify(msgs);
   const key = cache.keyOf(json);
-  return { example, msgs, json, key, tokens: null };
+  return {
+    json,
+    key,
+    tools: example.tools === undefined ? undefined : JSON.stringify(example.tools),
+    systemOrUser: hasSystemOrUser(msgs),
+    prompt: promptOf(msgs as Message[], truncate),
+    tokens: null,
+  };
 }
 
 /** The line of a counted example, held to the limit (dropped or truncated). */
@@ -171,18 +194,19 @@ function finishChat(prep: PreparedChat, limit: number | null, truncate: boolean,
   let tokens = prep.tokens!;
   if (limit !== null && tokens.total > limit) {
     const over = tokens.total;
-    const cut = truncate ? truncateTurns(prep.msgs, (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
+    const msgs = JSON.parse(prep.json) as Record<string, unknown>[];
+    const cut = truncate ? truncateTurns(msgs, (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
     if (!cut) return { drop: 'over_limit', overLimit: over };
-    const example = { ...prep.example, messages: cut };
+    const example: Record<string, unknown> = { messages: cut };
+    if (prep.tools !== undefined) example.tools = JSON.parse(prep.tools);
     // Cutting at turn boundaries keeps an example valid; checked anyway, emit never writes an invalid one.
     if (checkExample(example).length > 0) return { drop: 'over_limit', overLimit: over };
     tokens = countExampleTokens(cut as never, tok);
-    return { line: jsonLine(example), tokens, truncated: true, kept: cut as Message[] };
+    return { line: jsonLine(example), tokens, truncated: true, systemOrUser: hasSystemOrUser(cut), prompt: promptOf(cut as Message[], truncate) };
   }
   // The same bytes as jsonLine(example) (keys messages, then tools), without serialising the messages twice.
-  const tools = prep.example.tools;
-  const line = escapeLineBreaks(`{"messages":${prep.json}${tools === undefined ? '' : `,"tools":${JSON.stringify(tools)}`}}`);
-  return { line, tokens, truncated: false, kept: prep.msgs as Message[] };
+  const line = escapeLineBreaks(`{"messages":${prep.json}${prep.tools === undefined ? '' : `,"tools":${prep.tools}`}}`);
+  return { line, tokens, truncated: false, systemOrUser: prep.systemOrUser, prompt: prep.prompt };
 }
 
 /** Conversations built per window: one window is counted (on a worker) while the next one is built. */
@@ -274,9 +298,9 @@ export default defineStage({
         truncated++;
         flags |= FLAG_TRUNCATED;
       }
-      const prompt = prompts ? hashText(normalizeText(keyText(built.kept, 'prompt'))) : null;
+      const prompt = built.prompt;
       if (prompt !== null) (pend.isTest ? prompts!.test : prompts!.train).add(prompt);
-      if (!built.kept.some((m) => m.role === 'system' || m.role === 'user')) {
+      if (!built.systemOrUser) {
         noSystemOrUserSeen(pend.i);
         flags |= FLAG_NO_SYSTEM_OR_USER;
       }
@@ -353,7 +377,7 @@ export default defineStage({
         if (reuse) await pushReused(c.i);
         next = c.i + 1;
         const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
-        const b = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache);
+        const b = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache, truncate);
         // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
         const verdict = ctx.ws.refusal[c.i]!;
         const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;

@@ -649,6 +649,28 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
     expect(train[1]!.prompt!.startsWith('system: You answer questions.\n\nuser: T2 world')).toBe(true);
   });
 
+  it('truncate keeps an example\'s tools, byte for byte, beside the turns that remain', async () => {
+    const tools = [{ type: 'function', function: { name: 'lookup', description: 'Finds "things"\u2028fast', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }];
+    const withTools = [
+      { id: 'tools-cut', tools, messages: [S, user(`T1 ${words(4200)}`), assistant('A1'), user('T2 short'), assistant('A2 short')] },
+      { id: 'tools-fit', tools, messages: [user('Fits?'), assistant('Yes.')] },
+    ];
+    const p = project('limit-truncate-tools', withTools, [emit({ model: 'davinci-002', over_limit: 'truncate', min_examples: 0 })]);
+    const r = await p.run();
+    expect(r.code, r.stderr).toBe(0);
+    const { train, test } = recheck(p.out, r.manifest, { model: 'davinci-002', name: 'limit-truncate-tools', overLimit: 'truncate' });
+    const all = [...train, ...test];
+    expect(all).toHaveLength(2);
+    for (const ex of all) expect(ex.tools).toEqual(tools);
+    const cut = all.find((ex) => ex.messages!.some((m) => m.content === 'A2 short'))!;
+    expect(cut.messages!.map((m) => `${m.role}:${textOf(m.content)}`)).toEqual(['system:You answer questions.', 'user:T2 short', 'assistant:A2 short']);
+    // The raw lines: the tools JSON as serialised for the untruncated example, U+2028 escaped.
+    const lines = ['train', 'test'].flatMap((s) => readFileSync(join(p.out, `${s}.jsonl`), 'utf8').split('\n').filter((l) => l !== ''));
+    const toolsJson = JSON.stringify(tools).replace(/\u2028/g, '\\u2028');
+    for (const line of lines) expect(line.endsWith(`,"tools":${toolsJson}}`)).toBe(true);
+    expect(r.manifest.warnings.some((w) => w.includes('1 example(s)') && w.includes('truncated'))).toBe(true);
+  });
+
   it('truncate: prompts that truncation makes equal were already kept in one split (the last user turn links them)', async () => {
     // A and B differ in their first turns; truncated, both are "What now?". split links conversations that share
     // their last user turn, which truncation always keeps, so the two can never straddle train and test.
@@ -664,6 +686,46 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
       expect(statuses.size).toBe(1);
       expect(r.manifest.warnings.join('\n')).not.toMatch(/in both train and test/);
     }
+  });
+
+  it('truncate: a prompt that truncation leaves on both sides of the split is reported', async () => {
+    // 60 conversations share only their last user turn, which is then boilerplate to split (LINK_CAP): nothing
+    // links them, so they fall on both sides. Truncated to that turn, their prompts become one.
+    const many = Array.from({ length: 60 }, (_, k) => ({
+      id: `M${k}`,
+      messages: [user(`Topic ${k} ${words(4200)}`), assistant(`ok ${k}`), user('What now?'), assistant(`Answer ${k}`)],
+    }));
+    const p = project('limit-truncate-both', many, [{ split: { test_fraction: 0.5 } }, emit({ model: 'davinci-002', over_limit: 'truncate', min_examples: 0 })]);
+    const r = await p.run();
+    expect(r.code, r.stderr).toBe(0);
+    const statuses = lineage(p.out).map((x) => x.status);
+    expect(statuses.filter((s) => s === 'train').length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 'test').length).toBeGreaterThan(0);
+    expect(r.manifest.warnings).toContain('1 prompt(s) are in both train and test after truncation: a truncated example\'s remaining prompt matches one in the other split');
+  });
+
+  it('truncate: a truncated prompt equal to untruncated ones in the other split is reported, and only then', async () => {
+    // 55 single-turn conversations asking "What now?" are one component (same prompt). 55 short multi-turn ones
+    // end with that turn too, which makes it boilerplate to split: it links nothing. X, truncated to that last
+    // turn, is then linked to none of them and falls on either side by the seed.
+    const singles = Array.from({ length: 55 }, (_, k) => ({ id: `S${k}`, messages: [user('What now?'), assistant(`Answer ${k}`)] }));
+    const shorts = Array.from({ length: 55 }, (_, k) => ({ id: `T${k}`, messages: [user(`Hello ${k}`), assistant('Hi'), user('What now?'), assistant(`Reply ${k}`)] }));
+    const x = { id: 'X', messages: [user(`Long topic ${words(4200)}`), assistant('ok'), user('What now?'), assistant('Answer X')] };
+    const seen = new Set<boolean>();
+    for (const seed of [0, 1, 2, 3, 4, 5]) {
+      const p = project(`limit-truncate-untruncated-${seed}`, [...singles, ...shorts, x], [{ split: { test_fraction: 0.5 } }, emit({ model: 'davinci-002', over_limit: 'truncate', min_examples: 0 })], { seed });
+      const r = await p.run();
+      expect(r.code, r.stderr).toBe(0);
+      const rows = lineage(p.out);
+      const xSide = rows.find((row) => row.id === 'X')!.status;
+      const singleSides = new Set(rows.filter((row) => row.id.startsWith('S')).map((row) => row.status));
+      expect(singleSides.size).toBe(1);
+      const apart = !singleSides.has(xSide);
+      seen.add(apart);
+      expect(r.manifest.warnings.some((w) => /^1 prompt\(s\) are in both train and test after truncation/.test(w))).toBe(apart);
+    }
+    // Both cases occurred among these seeds, so the test checks the warning's presence and its absence.
+    expect([...seen].sort()).toEqual([false, true]);
   });
 
   it('fail: exit 1 naming the conversation; the previous files stay as they were', async () => {
