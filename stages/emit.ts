@@ -194,8 +194,7 @@ function finishChat(prep: PreparedChat, limit: number | null, truncate: boolean,
   let tokens = prep.tokens!;
   if (limit !== null && tokens.total > limit) {
     const over = tokens.total;
-    const msgs = JSON.parse(prep.json) as Record<string, unknown>[];
-    const cut = truncate ? truncateTurns(msgs, (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
+    const cut = truncate ? truncateTurns(JSON.parse(prep.json) as Record<string, unknown>[], (kept) => countExampleTokens(kept as never, tok).total <= limit) : null;
     if (!cut) return { drop: 'over_limit', overLimit: over };
     const example: Record<string, unknown> = { messages: cut };
     if (prep.tools !== undefined) example.tools = JSON.parse(prep.tools);
