@@ -140,11 +140,16 @@ export interface StageDefinition<S extends z.ZodType = z.ZodType> {
   prepare?(params: z.output<S>, env: { configDir: string; path: string }): z.output<S> | void;
   run(ctx: StageContext, params: z.output<S>): void | Promise<void>;
   /**
-   * Called when the stage two places before this one starts (or the first stage, for the first two): start slow,
-   * independent set-up (a worker thread and its tables) so it overlaps the stages just before this one. Whatever
-   * it starts, `run` takes over; `done` releases it when the run ends without taking it.
+   * Called when the run starts, or, when a stage before this one has `peaksMemory`, as the stage after the last
+   * such one starts: start slow, independent set-up (a worker thread and its tables) so it overlaps the stages
+   * before this one. Whatever it starts, `run` takes over; `done` releases it when the run ends without taking it.
    */
   warm?(params: z.output<S>, run: { readonly conversations: number }): { done(): Promise<void> } | void;
+  /**
+   * Whether this stage, so configured, is where a run's memory peaks (near dedupe's signatures): what later
+   * stages warm up waits until it is done, so as not to add to its peak.
+   */
+  peaksMemory?(params: z.output<S>): boolean;
 }
 
 /** Identity helper that keeps a stage's params type attached to its schema. */

@@ -22,6 +22,8 @@ export const dedupeParams = z.strictObject({
 export default defineStage({
   name: 'dedupe',
   params: dedupeParams,
+  // Near dedupe holds every live conversation's signature (256 bytes each) and runs a signature worker.
+  peaksMemory: (p) => p.method === 'near',
   async run(ctx, p) {
     const { ws } = ctx;
     const n = ws.size;

@@ -1,7 +1,8 @@
 /**
- * StageDefinition.warm (pipeline/runner.ts): a stage's set-up starts when the stage two places before it starts,
- * not when the run starts, so a warmed worker does not hold its memory through the stages far ahead of it; and
- * whatever a warm-up started that its stage did not take over is released when the run ends, even a failed one.
+ * StageDefinition.warm (pipeline/runner.ts): a stage's set-up starts when the run starts, so it overlaps every
+ * stage before it — except a stage where memory peaks (StageDefinition.peaksMemory: near dedupe): what comes
+ * after one is warmed only as the stage after it starts, so a warmed worker does not add to that peak. Whatever
+ * a warm-up started that its stage did not take over is released when the run ends, even a failed one.
  */
 import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { loadConfig } from '../pipeline/config.js';
 import { openStore } from '../pipeline/store.js';
 import { runConfig } from '../pipeline/runner.js';
 import { defineStage } from '../pipeline/stage.js';
+import dedupe, { dedupeParams } from '../stages/dedupe.js';
 import { chat } from './support/pipeline.js';
 import { jsonl, tempDir } from './support/tmp.js';
 
@@ -31,6 +33,8 @@ async function runWith(names: string[], failAt?: string): Promise<string[]> {
     def: defineStage({
       name,
       params: z.object({}),
+      // Named with a trailing "!": a stage where memory peaks.
+      peaksMemory: () => name.endsWith('!'),
       warm() {
         events.push(`warm ${name}`);
         return { done: async () => void events.push(`done ${name}`) };
@@ -54,19 +58,17 @@ async function runWith(names: string[], failAt?: string): Promise<string[]> {
 }
 
 describe('stage warm-up', () => {
-  it('starts each stage two places ahead of its turn, and releases every warm-up when the run ends', async () => {
+  it('starts every later stage when the run starts, and releases every warm-up when the run ends', async () => {
     expect(await runWith(['a', 'b', 'c', 'd', 'e'])).toEqual([
-      'warm a',
       'warm b',
       'warm c',
-      'run a',
       'warm d',
-      'run b',
       'warm e',
+      'run a',
+      'run b',
       'run c',
       'run d',
       'run e',
-      'done a',
       'done b',
       'done c',
       'done d',
@@ -74,7 +76,36 @@ describe('stage warm-up', () => {
     ]);
   });
 
+  it('warms nothing across a stage where memory peaks: what follows it waits until the stage after it starts', async () => {
+    expect(await runWith(['a', 'b', 'c!', 'd', 'e', 'f'])).toEqual([
+      'warm b',
+      'warm c!',
+      'run a',
+      'run b',
+      'run c!',
+      'warm e',
+      'warm f',
+      'run d',
+      'run e',
+      'run f',
+      'done b',
+      'done c!',
+      'done e',
+      'done f',
+    ]);
+    // Two such stages: what follows each one waits for it.
+    expect(await runWith(['a!', 'b', 'c!', 'd', 'e'])).toEqual(['run a!', 'warm c!', 'run b', 'run c!', 'warm e', 'run d', 'run e', 'done c!', 'done e']);
+  });
+
   it('a failed run releases what was warmed and warms nothing after the failure', async () => {
-    expect(await runWith(['a', 'b', 'c', 'd', 'e'], 'b')).toEqual(['warm a', 'warm b', 'warm c', 'run a', 'warm d', 'run b', 'done a', 'done b', 'done c', 'done d', 'error b failed']);
+    expect(await runWith(['a', 'b', 'c!', 'd', 'e'], 'b')).toEqual(['warm b', 'warm c!', 'run a', 'run b', 'done b', 'done c!', 'error b failed']);
+  });
+});
+
+describe('peaksMemory', () => {
+  it('is near dedupe, not exact dedupe', () => {
+    expect(dedupe.peaksMemory?.(dedupeParams.parse({ method: 'near' }))).toBe(true);
+    expect(dedupe.peaksMemory?.(dedupeParams.parse({ method: 'exact' }))).toBe(false);
+    expect(dedupe.peaksMemory?.(dedupeParams.parse({}))).toBe(false);
   });
 });
