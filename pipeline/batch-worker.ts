@@ -8,9 +8,23 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parentPort, Worker, type Transferable } from 'node:worker_threads';
 
+/**
+ * Who has a batch, for a caller that may take back (steal) a batch the worker has not started: one word per slot of
+ * a ring, `seq * 4 + state`, so that a slot reused by a later batch never passes for an earlier one's.
+ */
+const FREE = 0;
+const BY_WORKER = 1;
+const STOLEN = 2;
+const FINISHED = 3;
+const RING = 1024;
+
+const tag = (seq: number, state: number): number => ((seq % (1 << 28)) << 2) | state;
+
 export class BatchWorker<In, Out> {
   private worker: Worker | null = null;
   private seq = 0;
+  /** Shared with the worker: who has each batch (see FREE…FINISHED). */
+  private readonly claims = new Int32Array(new SharedArrayBuffer(4 * RING));
   private readonly pending = new Map<number, { resolve: (out: Out) => void; reject: (e: Error) => void }>();
   private readonly script: string | null;
   /** Batches run on the worker thread so far. */
@@ -41,13 +55,38 @@ export class BatchWorker<In, Out> {
   }
 
   run(input: In, transfer: readonly Transferable[] = []): Promise<Out> {
+    return this.post(input, transfer).output;
+  }
+
+  /**
+   * Hands a batch to the worker; `seq` names it to `steal` and `finished`. The output of a batch stolen back is
+   * undefined: the worker skipped it.
+   */
+  post(input: In, transfer: readonly Transferable[] = []): { seq: number; output: Promise<Out> } {
     const worker = this.start();
     const id = this.seq++;
     this.batches++;
-    return new Promise((resolve, reject) => {
+    Atomics.store(this.claims, id % RING, tag(id, FREE));
+    const output = new Promise<Out>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ seq: id, input }, transfer as Transferable[]);
     });
+    return { seq: id, output };
+  }
+
+  /**
+   * Takes batch `seq` back if the worker has not started it (true): the caller processes it itself, and the
+   * worker skips it. At most RING batches may be outstanding at once.
+   */
+  steal(seq: number): boolean {
+    if (Atomics.compareExchange(this.claims, seq % RING, tag(seq, FREE), tag(seq, STOLEN)) !== tag(seq, FREE)) return false;
+    this.batches--;
+    return true;
+  }
+
+  /** Whether the worker has finished batch `seq` (its reply may still be on its way). */
+  finished(seq: number): boolean {
+    return Atomics.load(this.claims, seq % RING) === tag(seq, FINISHED);
   }
 
   private start(): Worker {
@@ -55,6 +94,7 @@ export class BatchWorker<In, Out> {
     if (this.script === null) throw new Error('internal: BatchWorker.run without a worker script');
     const worker = new Worker(this.script, { workerData: this.workerData });
     worker.unref();
+    worker.postMessage({ claims: this.claims });
     const failAll = (err: Error): void => {
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
@@ -64,6 +104,7 @@ export class BatchWorker<In, Out> {
       if (!p) return;
       this.pending.delete(msg.seq);
       if (msg.error !== undefined) p.reject(new Error(`${this.script}: ${msg.error}`));
+      // A stolen batch's reply has no output.
       else p.resolve(msg.output as Out);
     });
     worker.on('error', failAll);
@@ -82,12 +123,25 @@ export class BatchWorker<In, Out> {
 
 /** The worker side: answers each batch with `handle`'s output, transferring the buffers it names. */
 export function serveBatches<In, Out>(handle: (input: In) => { output: Out; transfer?: Transferable[] }, after?: () => void): void {
-  parentPort!.on('message', (msg: { seq: number; input: In }) => {
+  let claims: Int32Array | null = null;
+  parentPort!.on('message', (msg: { seq: number; input: In } | { claims: Int32Array }) => {
+    if ('claims' in msg) {
+      claims = msg.claims;
+      return;
+    }
+    const { seq } = msg;
+    // Taken back by the caller before this thread got to it: skipped.
+    if (claims && Atomics.compareExchange(claims, seq % RING, tag(seq, FREE), tag(seq, BY_WORKER)) !== tag(seq, FREE)) {
+      parentPort!.postMessage({ seq });
+      return;
+    }
     try {
       const { output, transfer } = handle(msg.input);
-      parentPort!.postMessage({ seq: msg.seq, output }, transfer ?? []);
+      if (claims) Atomics.store(claims, seq % RING, tag(seq, FINISHED));
+      parentPort!.postMessage({ seq, output }, transfer ?? []);
     } catch (err) {
-      parentPort!.postMessage({ seq: msg.seq, error: (err as Error).stack ?? String(err) });
+      if (claims) Atomics.store(claims, seq % RING, tag(seq, FINISHED));
+      parentPort!.postMessage({ seq, error: (err as Error).stack ?? String(err) });
     }
     after?.();
   });
