@@ -131,10 +131,13 @@ export async function ingest(store: Store, inputs: readonly (string | InputSpec)
   let bytes = 0;
   for (const f of files) bytes += statSync(f.path).size;
   const preparer = createPreparer(bytes);
-  // Checkpoint every ~40 MB of WAL instead of 4 MB: each checkpoint fsyncs, and on slow disks fsyncs dominate.
-  // Durability is unchanged (synchronous=NORMAL in WAL mode); readers are unaffected.
+  // Checkpoint every 5,000 pages (80 MB of 16 KB pages) instead of 1,000: each checkpoint fsyncs, and on slow
+  // disks fsyncs dominate. Not much more either: a checkpoint stalls the writer thread, and the worker runs only
+  // MAX_IN_FLIGHT batches ahead of it. Cold 200k ingest against 10,000 pages, alternating: 7.02 -> 6.63 s and
+  // 6.50 -> 6.36 s over two sets of four rounds (3,500 pages: 6.48 s). Durability is unchanged
+  // (synchronous=NORMAL in WAL mode); readers are unaffected.
   const autocheckpoint = store.sqlite.pragma('wal_autocheckpoint', { simple: true }) as number;
-  store.sqlite.pragma('wal_autocheckpoint = 10000');
+  store.sqlite.pragma('wal_autocheckpoint = 5000');
   try {
     for (const f of files) {
       const s = await ingestFile(writer, preparer, f.path, f.format ?? opts.format, opts);
