@@ -208,6 +208,8 @@ const WORKER_MIN_BYTES = 4 << 20;
 function createPreparer(totalBytes: number): Preparer {
   const worker = new BatchWorker<PackedBatch, PreparedBatch>('ingest-worker', 'LOGCURATE_INGEST_WORKER', null);
   if (totalBytes < WORKER_MIN_BYTES || !worker.available) return inlinePreparer;
+  // Started now, its start-up (a thread, its modules) overlaps this thread's digest of the first file.
+  worker.warm();
   return {
     threaded: true,
     prepare(units, forced) {
