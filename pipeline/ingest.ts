@@ -184,8 +184,7 @@ interface Handed {
 }
 
 interface Preparer {
-  /** Whether batches go to a worker thread (else they are prepared on this thread). */
-  readonly threaded: boolean;
+  /** Hands a batch out: to the worker thread if there is one, else prepared on this thread at once. */
   prepare(units: readonly Unit[], forced: InputFormat | undefined): Handed;
   /** Takes a batch back from the worker if it has not started it (true); it then prepares nothing for it. */
   steal(seq: number): boolean;
@@ -195,7 +194,6 @@ interface Preparer {
 }
 
 const inlinePreparer: Preparer = {
-  threaded: false,
   prepare: (units, forced) => ({ prepared: Promise.resolve(prepareUnits(units, forced)), seq: null }),
   steal: () => false,
   finished: () => true,
@@ -211,7 +209,6 @@ function createPreparer(totalBytes: number): Preparer {
   // Started now, its start-up (a thread, its modules) overlaps this thread's digest of the first file.
   worker.warm();
   return {
-    threaded: true,
     prepare(units, forced) {
       // One buffer for the whole batch, transferred, not copied line by line.
       const offsets = new Int32Array(units.length + 1);
