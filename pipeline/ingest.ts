@@ -646,7 +646,10 @@ class IngestWriter {
     rows.bind(p.row, args, 1);
     args[PACKED_COLUMNS.length + 1] = file;
     args[PACKED_COLUMNS.length + 2] = u.lineNo;
-    const res = this.insertConv.run(args);
+    // Spread, not the array itself: better-sqlite3 reads an array argument element by element through V8's API,
+    // ~0.2 µs a row more (a microbench of the feedback insert: 4-13% slower in 5 of 6 alternating rounds). Cold
+    // 200k ingest: 7.12 -> 7.03 s mean, 5 of 6 alternating rounds faster; identical stores.
+    const res = this.insertConv.run(...args);
     if (res.changes === 0) {
       const existing = this.existingConv.get(p.id) as StoredContent & { pk: number; content_sha256: string; source_file: string; source_line: number };
       if (existing.content_sha256 !== rows.value(p.row, AT.content_sha256) && !this.sameContent(existing, p, rows)) {
@@ -698,7 +701,7 @@ class IngestWriter {
     let added = 0;
     for (let r = first; r < first + n; r++) {
       events.bind(r, args, 0);
-      added += this.insertFeedback.run(args).changes;
+      added += this.insertFeedback.run(...args).changes;
     }
     return added;
   }
