@@ -135,14 +135,18 @@ export function serveBatches<In, Out>(handle: (input: In) => { output: Out; tran
       parentPort!.postMessage({ seq });
       return;
     }
+    let reply: { seq: number; output?: Out; error?: string };
+    let transfer: Transferable[] = [];
     try {
-      const { output, transfer } = handle(msg.input);
-      if (claims) Atomics.store(claims, seq % RING, tag(seq, FINISHED));
-      parentPort!.postMessage({ seq, output }, transfer ?? []);
+      const done = handle(msg.input);
+      reply = { seq, output: done.output };
+      transfer = done.transfer ?? [];
     } catch (err) {
-      if (claims) Atomics.store(claims, seq % RING, tag(seq, FINISHED));
-      parentPort!.postMessage({ seq, error: (err as Error).stack ?? String(err) });
+      reply = { seq, error: (err as Error).stack ?? String(err) };
     }
+    // Finished before the reply is sent: the caller may see this before the reply arrives, never after.
+    if (claims) Atomics.store(claims, seq % RING, tag(seq, FINISHED));
+    parentPort!.postMessage(reply, transfer);
     after?.();
   });
 }

@@ -19,7 +19,7 @@ import { openDecompressed, readLines } from './lines.js';
 import { contentDigest, contentOfStored, csvFieldNames, type StoredContent } from './records.js';
 import { BatchWorker } from './batch-worker.js';
 import { ChunkCollector } from './columns.js';
-import { EVENT_COLUMNS, EVENT_KINDS, PACKED_COLUMNS, PACKED_KINDS, prepareUnits, type PackedBatch, type Prepared, type PreparedBatch } from './prepare.js';
+import { EVENT_COLUMNS, EVENT_KINDS, packBatch, PACKED_COLUMNS, PACKED_KINDS, prepareUnits, type PackedBatch, type Prepared, type PreparedBatch } from './prepare.js';
 import { packedParams, RowReader } from './packed-rows.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
@@ -210,18 +210,8 @@ function createPreparer(totalBytes: number): Preparer {
   worker.warm();
   return {
     prepare(units, forced) {
-      // One buffer for the whole batch, transferred, not copied line by line.
-      const offsets = new Int32Array(units.length + 1);
-      let total = 0;
-      units.forEach((u, i) => {
-        offsets[i] = total;
-        total += u.raw.length;
-      });
-      offsets[units.length] = total;
-      const bytes = new Uint8Array(total);
-      units.forEach((u, i) => bytes.set(u.raw, offsets[i]!));
-      const batch: PackedBatch = { bytes, offsets, csv: units.map((u) => u.csv), csvError: units.map((u) => u.csvError), forced };
-      const { seq, output } = worker.post(batch, [bytes.buffer, offsets.buffer]);
+      const { batch, transfer } = packBatch(units, forced);
+      const { seq, output } = worker.post(batch, transfer);
       return { prepared: output, seq };
     },
     steal: (seq) => worker.steal(seq),

@@ -185,6 +185,20 @@ export interface PackedBatch {
   readonly forced?: InputFormat;
 }
 
+/** Units packed to cross to ingest's worker (prepareBatch's input): their bytes copied into one buffer, not sent line by line. */
+export function packBatch(units: readonly UnitInput[], forced: InputFormat | undefined): { batch: PackedBatch; transfer: ArrayBuffer[] } {
+  const offsets = new Int32Array(units.length + 1);
+  let total = 0;
+  units.forEach((u, i) => {
+    offsets[i] = total;
+    total += u.raw.length;
+  });
+  offsets[units.length] = total;
+  const bytes = new Uint8Array(total);
+  units.forEach((u, i) => bytes.set(u.raw, offsets[i]!));
+  return { batch: { bytes, offsets, csv: units.map((u) => u.csv), csvError: units.map((u) => u.csvError), forced }, transfer: [bytes.buffer, offsets.buffer] };
+}
+
 /** A packed batch prepared (on ingest's worker), and the buffers to transfer back. */
 export function prepareBatch(b: PackedBatch): { output: PreparedBatch; transfer: ArrayBuffer[] } {
   const units = new Array<UnitInput>(b.csv.length);

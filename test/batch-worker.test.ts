@@ -5,22 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BatchWorker } from '../pipeline/batch-worker.js';
-import { prepareUnits, type PackedBatch, type PreparedBatch } from '../pipeline/prepare.js';
+import { packBatch, prepareUnits, type PackedBatch, type PreparedBatch } from '../pipeline/prepare.js';
 import { chat } from './support/pipeline.js';
 
-function packed(lines: string[]): PackedBatch {
-  const raw = lines.map((l) => Buffer.from(l, 'utf8'));
-  const offsets = new Int32Array(raw.length + 1);
-  let total = 0;
-  raw.forEach((r, i) => {
-    offsets[i] = total;
-    total += r.length;
-  });
-  offsets[raw.length] = total;
-  const bytes = new Uint8Array(total);
-  raw.forEach((r, i) => bytes.set(r, offsets[i]!));
-  return { bytes, offsets, csv: raw.map(() => undefined), csvError: raw.map(() => undefined) };
-}
+const packed = (lines: string[]): PackedBatch => packBatch(lines.map((l) => ({ raw: Buffer.from(l, 'utf8') })), undefined).batch;
 
 /** Batch b: 400 conversations, enough that preparing one takes the worker milliseconds. */
 const linesOf = (b: number): string[] => Array.from({ length: 400 }, (_, k) => JSON.stringify(chat(`b${b}-${k}`, `question ${k} of batch ${b} `.repeat(20), `answer ${k}`)));
