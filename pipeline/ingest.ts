@@ -24,6 +24,7 @@ import { packedParams, RowReader } from './packed-rows.js';
 import { sha256Hex } from './canonical.js';
 import { keepHeapNearLiveSet } from './memory.js';
 import { retryWhileBusy, type Store } from './store.js';
+import { BULK_MIN_BYTES, beginBulkLoad, finishBulkLoad, settleBulkLoad, UniqueKeys } from './bulk-load.js';
 import { JobError, UsageError } from './errors.js';
 import { silentProgress, type Progress } from './progress.js';
 
@@ -57,6 +58,12 @@ export interface IngestOptions {
    * content (default 10 s; see FileStat). Tests shorten it: setting a file's times back is itself a change.
    */
   readonly stillMs?: number;
+  /**
+   * Load without the unique indexes and build them at the end (bulk-load.ts): only ever into a store with no
+   * conversations and no feedback. Default: env LOGCURATE_INGEST_BULK (0 never, 1 always), else when the inputs
+   * hold at least 4 MB. Tests set it to try both paths on the same input.
+   */
+  readonly bulk?: boolean;
 }
 
 export interface FileCounts {
@@ -127,9 +134,14 @@ export async function ingest(store: Store, inputs: readonly (string | InputSpec)
   const { files, warnings } = await expandInputs(inputs, opts.cwd);
   const summaries: FileSummary[] = [];
   const totals = zeroCounts();
-  const writer = new IngestWriter(store.sqlite, commitLines(opts));
   let bytes = 0;
   for (const f of files) bytes += statSync(f.path).size;
+  const log = (message: string): void => (opts.progress ?? silentProgress).log(message);
+  // Waits for another process's bulk load to end (or finishes one whose process died), then begins one if this
+  // is the store's first, large ingest.
+  settleBulkLoad(store.sqlite, log);
+  const bulk = wantBulkLoad(opts, bytes) && files.length > 0 && beginBulkLoad(store.sqlite);
+  const writer = new IngestWriter(store.sqlite, commitLines(opts), bulk, log);
   const preparer = createPreparer(bytes);
   // Checkpoint every 5,000 pages (80 MB of 16 KB pages) instead of 1,000: each checkpoint fsyncs, and on slow
   // disks fsyncs dominate. Not much more either: a checkpoint stalls the writer thread, and the worker runs only
@@ -146,6 +158,8 @@ export async function ingest(store: Store, inputs: readonly (string | InputSpec)
     }
   } finally {
     await preparer.close();
+    // Also after a failure: what was committed is consistent, and the store must not stay without its indexes.
+    if (bulk) finishBulkLoad(store.sqlite);
     store.sqlite.pragma(`wal_autocheckpoint = ${autocheckpoint}`);
   }
   return { files: summaries, totals, warnings };
@@ -442,6 +456,15 @@ interface PriorFile extends FileCounts {
 const GROUP_LINES = 64_000;
 const GROUP_MS = 2000;
 
+/** Whether to try a bulk load (bulk-load.ts; it only begins in an empty store). */
+function wantBulkLoad(opts: IngestOptions, bytes: number): boolean {
+  if (opts.bulk !== undefined) return opts.bulk;
+  const env = process.env.LOGCURATE_INGEST_BULK;
+  if (env === '0' || env === '1') return env === '1';
+  if (env !== undefined && env !== '') throw new UsageError(`LOGCURATE_INGEST_BULK: expected 0 or 1, got ${JSON.stringify(env)}`);
+  return bytes >= BULK_MIN_BYTES;
+}
+
 function commitLines(opts: IngestOptions): number {
   const v = opts.commitLines ?? (process.env.LOGCURATE_INGEST_COMMIT_LINES ? Number(process.env.LOGCURATE_INGEST_COMMIT_LINES) : GROUP_LINES);
   if (!Number.isInteger(v) || v < 1) throw new UsageError(`LOGCURATE_INGEST_COMMIT_LINES: expected a whole number ≥ 1, got ${JSON.stringify(process.env.LOGCURATE_INGEST_COMMIT_LINES ?? v)}`);
@@ -450,6 +473,38 @@ function commitLines(opts: IngestOptions): number {
 
 /** Where each column is in a packed row (PACKED_COLUMNS order). */
 const AT = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
+
+/** What `run` returns when nothing was inserted. */
+const NOTHING_CHANGED: Database.RunResult = { changes: 0, lastInsertRowid: 0 };
+
+interface RowStatements {
+  readonly insertConv: Database.Statement;
+  readonly existingConv: Database.Statement;
+  readonly existingConvByPk: Database.Statement;
+  readonly insertFeedback: Database.Statement;
+}
+
+/**
+ * The statements on conversations and feedback. Row by row, a key already stored is left to ON CONFLICT; in a
+ * bulk load there is no unique index for it to consult, and the writer asks UniqueKeys first.
+ */
+function prepareRowStatements(db: Database.Database, bulk: boolean): RowStatements {
+  const onConflict = (key: string): string => (bulk ? '' : ` ON CONFLICT (${key}) DO NOTHING`);
+  const existing = `SELECT pk, content_sha256, source_file, source_line, messages, tools, created_at_ms, model, user_id, session_id, tags, metadata, status
+     FROM conversations`;
+  return {
+    insertConv: db.prepare(
+      `INSERT INTO conversations (id, ${PACKED_COLUMNS.join(', ')}, source_file, source_line)
+       VALUES (?, ${packedParams(PACKED_KINDS).join(', ')}, ?, ?)${onConflict('id')}`,
+    ),
+    existingConv: db.prepare(`${existing} WHERE id = ?`),
+    existingConvByPk: db.prepare(`${existing} WHERE pk = ?`),
+    insertFeedback: db.prepare(
+      `INSERT INTO feedback (${EVENT_COLUMNS.join(', ')}, source_file, source_line)
+       VALUES (${packedParams(EVENT_KINDS).join(', ')}, ?, ?)${onConflict('event_key')}`,
+    ),
+  };
+}
 
 /** Prepared statements for the ingest hot path; one instance per store connection. */
 class IngestWriter {
@@ -460,11 +515,11 @@ class IngestWriter {
   private readonly startFileStmt: Database.Statement;
   private readonly progressStmt: Database.Statement;
   private readonly finishStmt: Database.Statement;
-  private readonly insertConv: Database.Statement;
-  private readonly existingConv: Database.Statement;
+  /** The statements on conversations and feedback, prepared at the first group (see begin). */
+  private rows: RowStatements | null = null;
   private readonly updateDigest: Database.Statement;
-  private readonly insertFeedback: Database.Statement;
   private readonly insertQuarantine: Database.Statement;
+  private readonly bulkLoadUnderway: Database.Statement;
   private readonly tx: Database.Transaction<(fileId: number, file: string, units: readonly Unit[], prepared: PreparedBatch, counts: FileCounts) => void>;
   /** insertConv's parameters, filled row by row: id, the packed columns, source file and line. */
   private readonly convArgs = new Array<unknown>(PACKED_COLUMNS.length + 3);
@@ -475,12 +530,19 @@ class IngestWriter {
   private linesInGroup = 0;
   private groupStarted = 0;
   private readonly chunks: ChunkCollector | null;
+  /** During a bulk load (bulk-load.ts), what stands in for the unique indexes on ids and event keys. */
+  private readonly ids: UniqueKeys | null;
+  private readonly eventKeys: UniqueKeys | null;
 
   constructor(
     private readonly db: Database.Database,
     private readonly groupLines: number = GROUP_LINES,
+    bulk: boolean,
+    private readonly log: (message: string) => void,
   ) {
     this.chunks = ChunkCollector.open(db);
+    this.ids = bulk ? new UniqueKeys(db, 'conversations', 'id') : null;
+    this.eventKeys = bulk ? new UniqueKeys(db, 'feedback', 'event_key') : null;
     this.findFileStmt = db.prepare(
       `SELECT id, path, sha256, status, lines, inserted, already_present, blank, quarantined, pid, host FROM ingest_files
        WHERE sha256 = ? AND format = ? ORDER BY status = 'complete' DESC, id`,
@@ -500,19 +562,8 @@ class IngestWriter {
     this.finishStmt = db.prepare(
       `UPDATE ingest_files SET status = 'complete', finished_at = ?, lines = ?, inserted = ?, already_present = ?, blank = ?, quarantined = ?, stat = ? WHERE id = ?`,
     );
-    this.insertConv = db.prepare(
-      `INSERT INTO conversations (id, ${PACKED_COLUMNS.join(', ')}, source_file, source_line)
-       VALUES (?, ${packedParams(PACKED_KINDS).join(', ')}, ?, ?) ON CONFLICT (id) DO NOTHING`,
-    );
-    this.existingConv = db.prepare(
-      `SELECT pk, content_sha256, source_file, source_line, messages, tools, created_at_ms, model, user_id, session_id, tags, metadata, status
-       FROM conversations WHERE id = ?`,
-    );
     this.updateDigest = db.prepare(`UPDATE conversations SET content_sha256 = ? WHERE pk = ?`);
-    this.insertFeedback = db.prepare(
-      `INSERT INTO feedback (${EVENT_COLUMNS.join(', ')}, source_file, source_line)
-       VALUES (${packedParams(EVENT_KINDS).join(', ')}, ?, ?) ON CONFLICT (event_key) DO NOTHING`,
-    );
+    this.bulkLoadUnderway = db.prepare(`SELECT 1 FROM bulk_load LIMIT 1`).pluck();
     this.insertQuarantine = db.prepare(
       `INSERT INTO quarantine (file, line, reason, detail, raw, raw_sha256) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (file, line, raw_sha256) DO NOTHING`,
@@ -596,6 +647,14 @@ class IngestWriter {
     if (this.committed) return;
     // IMMEDIATE: take the write lock first (the busy timeout applies), so a commit can never fail on a stale read.
     this.db.exec('BEGIN IMMEDIATE');
+    // Another process may have begun a bulk load since this one's last group (only while the store was empty).
+    // Under the write lock this check cannot go stale: wait for that load to end, then start the group afresh.
+    while (this.ids === null && this.bulkLoadUnderway.get() !== undefined) {
+      this.db.exec('ROLLBACK');
+      settleBulkLoad(this.db, this.log);
+      this.db.exec('BEGIN IMMEDIATE');
+    }
+    this.rows ??= prepareRowStatements(this.db, this.ids !== null);
     this.committed = { ...counts };
     this.linesInGroup = 0;
     this.groupStarted = performance.now();
@@ -636,12 +695,20 @@ class IngestWriter {
     rows.bind(p.row, args, 1);
     args[PACKED_COLUMNS.length + 1] = file;
     args[PACKED_COLUMNS.length + 2] = u.lineNo;
+    const st = this.rows!;
+    // During a bulk load the id is looked up first: there is no unique index for ON CONFLICT to consult.
+    const known = this.ids === null ? -1 : this.ids.find(p.id);
     // Spread, not the array itself: better-sqlite3 reads an array argument element by element through V8's API,
     // ~0.2 µs a row more (a microbench of the feedback insert: 4-13% slower in 5 of 6 alternating rounds). Cold
     // 200k ingest: 7.12 -> 7.03 s mean, 5 of 6 alternating rounds faster; identical stores.
-    const res = this.insertConv.run(...args);
+    const res = known === -1 ? st.insertConv.run(...args) : NOTHING_CHANGED;
     if (res.changes === 0) {
-      const existing = this.existingConv.get(p.id) as StoredContent & { pk: number; content_sha256: string; source_file: string; source_line: number };
+      const existing = (known === -1 ? st.existingConv.get(p.id) : st.existingConvByPk.get(known)) as StoredContent & {
+        pk: number;
+        content_sha256: string;
+        source_file: string;
+        source_line: number;
+      };
       if (existing.content_sha256 !== rows.value(p.row, AT.content_sha256) && !this.sameContent(existing, p, rows)) {
         return this.quarantine(
           file,
@@ -655,8 +722,10 @@ class IngestWriter {
       else counts.already_present++;
       return;
     }
+    const pk = Number(res.lastInsertRowid);
+    this.ids?.add(p.id, pk);
     this.chunks?.add({
-      pk: Number(res.lastInsertRowid),
+      pk,
       id: p.id,
       status: p.status,
       nAssistant: rows.value(p.row, AT.n_assistant) as number,
@@ -688,10 +757,18 @@ class IngestWriter {
     const args = this.eventArgs;
     args[EVENT_COLUMNS.length] = file;
     args[EVENT_COLUMNS.length + 1] = line;
+    const { insertFeedback } = this.rows!;
+    const keys = this.eventKeys;
     let added = 0;
     for (let r = first; r < first + n; r++) {
       events.bind(r, args, 0);
-      added += this.insertFeedback.run(...args).changes;
+      if (keys === null) {
+        added += insertFeedback.run(...args).changes;
+      } else if (keys.find(args[0] as Uint8Array) === -1) {
+        // The event key as bound: its bytes (RowReader), compared as text.
+        keys.add(args[0] as Uint8Array, Number(insertFeedback.run(...args).lastInsertRowid));
+        added++;
+      }
     }
     return added;
   }

@@ -366,7 +366,74 @@ const MIGRATIONS: readonly string[] = [
   `
   SELECT 1;
   `,
+  // v14: the unique keys of conversations (id) and feedback (event_key) become named indexes instead of column
+  // constraints, so that a first, large ingest can drop them and build them once at its end (ingest.ts
+  // BulkLoad): a unique index on random keys, kept up row by row, rewrote most of its pages at every commit.
+  // The tables are rebuilt (SQLite cannot drop a constraint in place), keeping every row and pk. bulk_load
+  // names the process loading without those indexes, so that a load it left unfinished is recognised.
+  `
+  CREATE TABLE conversations_v14 (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    messages TEXT NOT NULL,
+    tools TEXT,
+    created_at TEXT,
+    created_at_ms INTEGER,
+    model TEXT,
+    user_id TEXT,
+    session_id TEXT,
+    tags TEXT,
+    metadata TEXT,
+    extra TEXT,
+    n_messages INTEGER NOT NULL,
+    n_assistant INTEGER NOT NULL,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL,
+    last_role TEXT,
+    signals TEXT
+  );
+  INSERT INTO conversations_v14 (pk, id, content_sha256, format, status, messages, tools, created_at, created_at_ms, model,
+      user_id, session_id, tags, metadata, extra, n_messages, n_assistant, source_file, source_line, last_role, signals)
+    SELECT pk, id, content_sha256, format, status, messages, tools, created_at, created_at_ms, model,
+      user_id, session_id, tags, metadata, extra, n_messages, n_assistant, source_file, source_line, last_role, signals
+    FROM conversations ORDER BY pk;
+  DROP TABLE conversations;
+  ALTER TABLE conversations_v14 RENAME TO conversations;
+  CREATE UNIQUE INDEX conversations_id ON conversations (id);
+
+  CREATE TABLE feedback_v14 (
+    pk INTEGER PRIMARY KEY,
+    event_key TEXT NOT NULL,
+    log_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    created_at TEXT,
+    created_at_ms INTEGER,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL
+  );
+  INSERT INTO feedback_v14 (pk, event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line)
+    SELECT pk, event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line FROM feedback ORDER BY pk;
+  DROP TABLE feedback;
+  ALTER TABLE feedback_v14 RENAME TO feedback;
+  CREATE UNIQUE INDEX feedback_event_key ON feedback (event_key);
+
+  CREATE TABLE bulk_load (
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL
+  );
+  `,
 ];
+
+/** The unique indexes a bulk load drops and builds again at its end (v14; ingest.ts BulkLoad). */
+export const UNIQUE_KEY_INDEXES = `
+  CREATE UNIQUE INDEX IF NOT EXISTS conversations_id ON conversations (id);
+  CREATE UNIQUE INDEX IF NOT EXISTS feedback_event_key ON feedback (event_key);
+`;
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

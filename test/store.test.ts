@@ -13,6 +13,7 @@ describe('store migrations', () => {
     // Turn the fresh store back into what v5 looked like.
     const old = new Database(path);
     old.exec(`
+      DROP TABLE bulk_load;
       DROP TABLE feedback_latest;
       DROP TABLE conversation_columns;
       DROP TABLE emit_reuse;
@@ -37,7 +38,7 @@ describe('store migrations', () => {
       const db = store.sqlite;
       expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       const indexes = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name`).pluck().all();
-      expect(indexes).toEqual(['emit_reuse_out_dir', 'ingest_files_digest', 'runs_started']);
+      expect(indexes).toEqual(['conversations_id', 'emit_reuse_out_dir', 'feedback_event_key', 'ingest_files_digest', 'runs_started']);
       expect(db.prepare(`SELECT count(*) FROM emit_reuse`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM conversation_columns`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM feedback_latest`).pluck().get()).toBe(0);
@@ -49,6 +50,62 @@ describe('store migrations', () => {
       expect(db.prepare(`SELECT run_id, conv_pk, status FROM run_decisions`).all()).toEqual([{ run_id: 'r', conv_pk: 1, status: 'train' }]);
       // v8: runs know their process; older runs have none (and are never taken for interrupted).
       expect(db.prepare(`SELECT id, status, pid, host FROM runs`).all()).toEqual([{ id: 'r', status: 'succeeded', pid: null, host: null }]);
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('store migration v14', () => {
+  it('turns the unique constraints on conversation ids and event keys into named indexes, keeping every row and pk', async () => {
+    const path = join(root, 'v13.db');
+    await openStore(path).close();
+    // The v13 shape of the two tables: the unique keys were column constraints (autoindexes, which cannot be dropped).
+    const old = new Database(path);
+    old.exec(`
+      DROP TABLE bulk_load;
+      DROP TABLE conversations;
+      DROP TABLE feedback;
+      CREATE TABLE conversations (
+        pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, content_sha256 TEXT NOT NULL, format TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('ok', 'error')), messages TEXT NOT NULL, tools TEXT, created_at TEXT,
+        created_at_ms INTEGER, model TEXT, user_id TEXT, session_id TEXT, tags TEXT, metadata TEXT, extra TEXT,
+        n_messages INTEGER NOT NULL, n_assistant INTEGER NOT NULL, source_file TEXT NOT NULL, source_line INTEGER NOT NULL
+      , last_role TEXT, signals TEXT);
+      CREATE TABLE feedback (
+        pk INTEGER PRIMARY KEY, event_key TEXT NOT NULL UNIQUE, log_id TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
+        created_at TEXT, created_at_ms INTEGER, source_file TEXT NOT NULL, source_line INTEGER NOT NULL
+      );
+      INSERT INTO conversations (pk, id, content_sha256, format, status, messages, tools, created_at, created_at_ms, model,
+          user_id, session_id, tags, metadata, extra, n_messages, n_assistant, source_file, source_line, last_role, signals)
+        VALUES (5, 'a', 'd1', 'chat', 'ok', '[{"role":"user","content":"hi"}]', NULL, 't', 1, 'm', 'u', 's', '["x"]', '{}', NULL, 1, 0, 'f.jsonl', 1, 'user', 'sig'),
+               (9, 'b', 'd2', 'openai', 'error', '[]', '[]', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{"k":1}', 0, 0, 'g.jsonl', 7, NULL, NULL);
+      INSERT INTO feedback (pk, event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line)
+        VALUES (3, 'k1', 'a', 'score', 4.5, 't', 1, 'f.jsonl', 2), (4, 'k2', 'zz', 'thumb', -1, NULL, NULL, 'f.jsonl', 3);
+    `);
+    const before = {
+      conversations: old.prepare(`SELECT * FROM conversations ORDER BY pk`).all(),
+      feedback: old.prepare(`SELECT * FROM feedback ORDER BY pk`).all(),
+    };
+    old.pragma('user_version = 13');
+    old.close();
+
+    const store = openStore(path);
+    try {
+      const db = store.sqlite;
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.prepare(`SELECT * FROM conversations ORDER BY pk`).all()).toEqual(before.conversations);
+      expect(db.prepare(`SELECT * FROM feedback ORDER BY pk`).all()).toEqual(before.feedback);
+      const indexes = (table: string): unknown[] => db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? ORDER BY name`).pluck().all(table);
+      expect(indexes('conversations')).toEqual(['conversations_id']);
+      expect(indexes('feedback')).toEqual(['feedback_event_key']);
+      // Still unique, and still what ON CONFLICT (id) and ON CONFLICT (event_key) consult.
+      const conv = db.prepare(`INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line)
+        VALUES (?, 'x', 'chat', 'ok', '[]', 0, 0, 'h.jsonl', 1)`);
+      expect(() => conv.run('a')).toThrow(/UNIQUE constraint failed: conversations.id/);
+      expect(db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, source_file, source_line) VALUES ('k1', 'a', 'score', 1, 'h', 1) ON CONFLICT (event_key) DO NOTHING`).run().changes).toBe(0);
+      expect(db.prepare(`SELECT count(*) FROM bulk_load`).pluck().get()).toBe(0);
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     } finally {
       await store.close();
