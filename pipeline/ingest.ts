@@ -162,13 +162,16 @@ export async function ingest(store: Store, inputs: readonly (string | InputSpec)
       for (const k of Object.keys(totals) as (keyof FileCounts)[]) totals[k] += s[k];
     }
   } finally {
-    await preparer.close();
-    // Also after a failure: what was committed is consistent, and the store must not stay without its indexes.
-    if (bulk) {
-      store.sqlite.pragma(`cache_size = ${cacheSize}`);
-      finishBulkLoad(store.sqlite);
+    try {
+      // Also after a failure: what was committed is consistent, and the store must not stay without its indexes.
+      if (bulk) {
+        store.sqlite.pragma(`cache_size = ${cacheSize}`);
+        finishBulkLoad(store.sqlite);
+      }
+      store.sqlite.pragma(`wal_autocheckpoint = ${autocheckpoint}`);
+    } finally {
+      await preparer.close();
     }
-    store.sqlite.pragma(`wal_autocheckpoint = ${autocheckpoint}`);
   }
   return { files: summaries, totals, warnings };
 }

@@ -565,10 +565,31 @@ function migrate(sqlite: Database.Database, path: string): void {
     throw new JobError(`${path}: store schema version ${current} is newer than this logcurate (${SCHEMA_VERSION}); upgrade logcurate`);
   }
   // IMMEDIATE takes the write lock first, so two processes opening a new store at once migrate it once.
-  const run = sqlite.transaction(() => {
+  const run = sqlite.transaction((): number => {
     const v = sqlite.pragma('user_version', { simple: true }) as number;
     for (let i = v; i < MIGRATIONS.length; i++) sqlite.exec(MIGRATIONS[i]!);
     sqlite.pragma(`user_version = ${MIGRATIONS.length}`);
+    return v;
   });
-  run.immediate();
+  const from = run.immediate();
+  if (from > 0 && from < 14) compactAfterRebuild(sqlite);
+}
+
+/**
+ * v14 rebuilt the two largest tables, leaving the old copies' pages free inside the file: a 200k store grew from
+ * 286 to 498 MB. Those pages would only be reused as later ingests add rows, so the store is vacuumed once, with its
+ * temporary copy on disk (temp_store is MEMORY otherwise: a million conversations are more than a GB). A store
+ * another connection is using cannot be vacuumed; it keeps the free pages, which later rows reuse.
+ */
+function compactAfterRebuild(sqlite: Database.Database): void {
+  const free = (sqlite.pragma('freelist_count', { simple: true }) as number) * (sqlite.pragma('page_size', { simple: true }) as number);
+  if (free < 16 << 20) return;
+  sqlite.pragma('temp_store = DEFAULT');
+  try {
+    sqlite.exec('VACUUM');
+  } catch (err) {
+    if (!isBusy(err)) throw err;
+  } finally {
+    sqlite.pragma('temp_store = MEMORY');
+  }
 }

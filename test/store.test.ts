@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { cacheWrite, openStore, SCHEMA_VERSION } from '../pipeline/store.js';
 import { tempDir } from './support/tmp.js';
@@ -84,6 +85,14 @@ describe('store migration v14', () => {
       INSERT INTO feedback (pk, event_key, log_id, name, value, created_at, created_at_ms, source_file, source_line)
         VALUES (3, 'k1', 'a', 'score', 4.5, 't', 1, 'f.jsonl', 2), (4, 'k2', 'zz', 'thumb', -1, NULL, NULL, 'f.jsonl', 3);
     `);
+    // Enough rows that the rebuild leaves pages worth giving back (over 16 MB).
+    old.prepare(
+      `INSERT INTO conversations (id, content_sha256, format, status, messages, n_messages, n_assistant, source_file, source_line)
+       SELECT 'bulk' || value, 'x', 'chat', 'ok', printf('[{"role":"user","content":"%s"}]', hex(randomblob(5000))), 1, 0, 'b.jsonl', value
+       FROM (WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 3000) SELECT value FROM n)`,
+    ).run();
+    old.exec('VACUUM');
+    const sizeBefore = statSync(path).size;
     const before = {
       conversations: old.prepare(`SELECT * FROM conversations ORDER BY pk`).all(),
       feedback: old.prepare(`SELECT * FROM feedback ORDER BY pk`).all(),
@@ -107,6 +116,11 @@ describe('store migration v14', () => {
       expect(db.prepare(`INSERT INTO feedback (event_key, log_id, name, value, source_file, source_line) VALUES ('k1', 'a', 'score', 1, 'h', 1) ON CONFLICT (event_key) DO NOTHING`).run().changes).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM bulk_load`).pluck().get()).toBe(0);
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+      // The old tables' pages were given back: the store is no larger than before (without the vacuum: ~2 ×).
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      expect(sizeBefore).toBeGreaterThan(30 << 20);
+      expect(statSync(path).size).toBeLessThan(sizeBefore * 1.1);
+      expect(db.pragma('freelist_count', { simple: true })).toBeLessThan(16);
     } finally {
       await store.close();
     }
