@@ -44,13 +44,24 @@ export function settleBulkLoad(db: Database.Database, waiting: (message: string)
   let told = false;
   for (;;) {
     const owner = loadOwner(db);
-    if (owner === undefined) return;
+    if (owner === undefined) {
+      // No load recorded, yet an index missing: a record deleted by hand (a loader on another host known to be
+      // gone). Built under the write lock, unless a load has begun meanwhile.
+      if (!indexesPresent(db)) {
+        db.transaction(() => {
+          if (loadOwner(db) === undefined && !indexesPresent(db)) buildIndexes(db);
+        }).immediate();
+        continue;
+      }
+      return;
+    }
     if (owner.pid === process.pid && owner.host === hostname() && activeLoad === db) {
       throw new Error('internal: this process is bulk-loading the store and must not wait for itself');
     }
     if (ownerAlive(owner.pid, owner.host)) {
       if (!told) {
-        waiting(`${db.name}: waiting for the ingest of process ${owner.pid} on ${owner.host} (since ${owner.started_at}) to finish its bulk load`);
+        const elsewhere = owner.host !== hostname() ? `; a process on another host cannot be checked from here: if it is gone, delete its row from bulk_load` : '';
+        waiting(`${db.name}: waiting for the ingest of process ${owner.pid} on ${owner.host} (since ${owner.started_at}) to finish its bulk load${elsewhere}`);
         told = true;
       }
       sleep(250);
@@ -64,6 +75,10 @@ export function settleBulkLoad(db: Database.Database, waiting: (message: string)
       buildIndexes(db);
     }).immediate();
   }
+}
+
+function indexesPresent(db: Database.Database): boolean {
+  return db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('conversations_id', 'feedback_event_key')`).pluck().get() === 2;
 }
 
 /** The connection whose process holds the store's bulk load, if this process holds one. */

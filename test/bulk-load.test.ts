@@ -176,6 +176,18 @@ describe('bulk load: other processes', () => {
     db.close();
   });
 
+  it('builds the indexes when the record of a load was deleted by hand (a loader on another host known to be gone)', async () => {
+    const path = storePath();
+    await load(path, [file('by-hand.jsonl', jsonl([chat('a', 'q', 'r')]))], { bulk: false });
+    holdBulkLoad(path, 1);
+    const db = new Database(path);
+    db.prepare(`DELETE FROM bulk_load`).run();
+    db.close();
+    const r = await load(path, [file('by-hand-2.jsonl', jsonl([chat('a', 'q', 'r'), chat('b', 'q', 'r')]))], {});
+    expect(r.totals).toMatchObject({ inserted: 1, already_present: 1 });
+    expect(uniqueIndexes(path)).toEqual(['conversations_id', 'feedback_event_key']);
+  });
+
   it('an ingest waits while the loading process lives, saying so on stderr, and goes on when it is gone', async () => {
     const path = storePath();
     await load(path, [file('held.jsonl', jsonl([chat('a', 'q', 'r')]))], { bulk: false });
