@@ -134,16 +134,10 @@ export class UniqueKeys {
   private count = 0;
   private readonly isKeyOf: Database.Statement;
 
-  constructor(db: Database.Database, table: 'conversations' | 'feedback', column: 'id' | 'event_key', expected = 1 << 16) {
+  constructor(db: Database.Database, table: 'conversations' | 'feedback', column: 'id' | 'event_key') {
     this.isKeyOf = db.prepare(`SELECT 1 FROM ${table} WHERE pk = ? AND ${column} = CAST(? AS TEXT)`).pluck();
-    let slots = 1 << 10;
-    while (slots * 0.7 < expected) slots *= 2;
-    this.hashes = new Int32Array(slots);
-    this.pks = new Int32Array(slots).fill(-1);
-  }
-
-  get size(): number {
-    return this.count;
+    this.hashes = new Int32Array(1 << 16);
+    this.pks = new Int32Array(1 << 16).fill(-1);
   }
 
   /** The pk of the stored row with this key, or -1. */
