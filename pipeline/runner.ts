@@ -13,7 +13,7 @@ import { cacheWrite, inListStatements, openStore, resolveStorePath, retryWhileBu
 
 const BUSY_MS = 30_000;
 import { silentProgress, type Progress } from './progress.js';
-import type { CoreFacts, FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, Transform } from './stage.js';
+import type { CoreFacts, FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, StageWarmUp, Transform } from './stage.js';
 import { indexOfPk, reasonCategory, WorkingSet } from './working-set.js';
 import { canonicalJson } from './canonical.js';
 import { ROLES } from '../schemas/log-record.js';
@@ -215,7 +215,7 @@ async function runFrozen(store: Store, config: LoadedConfig, opts: RunOptions, s
   // Ids are looked up when a stage needs one (rows never change, so any later read agrees with this snapshot).
   const idOf = sqlite.prepare(`SELECT id FROM conversations WHERE pk = ?`).pluck();
   const ws = new WorkingSet(pks, (pk) => idOf.get(pk) as string, idsByPk(sqlite));
-  const warm = new StageWarmer(config, ws.size);
+  const warm = new StageWarmer(config, store, ws.size);
   try {
     return await runStages(store, config, opts, { runId, startedAt, ws, core, maxFeedbackPk, ingestSummary, warm, columns });
   } finally {
@@ -250,12 +250,13 @@ function idsByPk(sqlite: Database.Database): (pks: readonly number[]) => string[
  * unchanged, train.jsonl identical.
  */
 class StageWarmer {
-  private readonly started: ({ done(): Promise<void> } | null)[] = [];
+  private readonly started: { stage: number; warm: StageWarmUp }[] = [];
   /** For each stage: the stage at whose start it is warmed. */
   private readonly warmAt: number[];
 
   constructor(
     private readonly config: LoadedConfig,
+    private readonly store: Store,
     private readonly conversations: number,
   ) {
     let after = 0;
@@ -271,15 +272,29 @@ class StageWarmer {
     this.config.stages.forEach((st, k) => {
       if (k <= s || this.warmAt[k] !== s) return;
       try {
-        this.started.push(st.def.warm?.(st.params, { conversations: this.conversations }) ?? null);
+        const before = this.config.stages.slice(0, k).map((b) => ({ name: b.name, params: b.params }));
+        const warm = st.def.warm?.(st.params, { conversations: this.conversations, store: this.store, before });
+        if (warm) this.started.push({ stage: k, warm });
       } catch {
         // Warming up is only a head start: whatever failed here, the stage itself reports when it runs.
       }
     });
   }
 
+  /** Stage `s` has run: the warm-ups of the stages still to come may start on what it left (StageWarmUp.ahead). */
+  after(s: number, ws: WorkingSet): void {
+    for (const { stage, warm } of this.started) {
+      if (stage <= s || !warm.ahead) continue;
+      try {
+        warm.ahead(ws);
+      } catch {
+        // As in `at`: only a head start.
+      }
+    }
+  }
+
   async done(): Promise<void> {
-    await Promise.all(this.started.map((w) => w?.done()));
+    await Promise.all(this.started.map((w) => w.warm.done()));
   }
 }
 
@@ -362,6 +377,7 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
       await stage.def.run(ctx, stage.params);
       const row: FunnelRow = { name: stage.name, in: nIn, out: ws.alive, dropped: sortKeys(dropped) };
       funnel.push(row);
+      warm.after(s, ws);
       retryWhileBusy(() => insertStage.run(runId, s, stage.name, row.in, row.out, JSON.stringify(row.dropped), JSON.stringify(stats), Date.now() - t0), BUSY_MS);
     }
     if (!facts.emit) throw new Error('internal: the emit stage did not run');

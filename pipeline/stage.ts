@@ -143,13 +143,28 @@ export interface StageDefinition<S extends z.ZodType = z.ZodType> {
    * Called when the run starts, or, when a stage before this one has `peaksMemory`, as the stage after the last
    * such one starts: start slow, independent set-up (a worker thread and its tables) so it overlaps the stages
    * before this one. Whatever it starts, `run` takes over; `done` releases it when the run ends without taking it.
+   * `ahead`, if given, is called after each stage before this one has run, with the working set it left: work
+   * that depends on what the stages keep can start there (emit counts tokens ahead, pipeline/precount.ts).
    */
-  warm?(params: z.output<S>, run: { readonly conversations: number }): { done(): Promise<void> } | void;
+  warm?(params: z.output<S>, run: WarmRun): StageWarmUp | void;
   /**
    * Whether this stage, so configured, is where a run's memory peaks (near dedupe's signatures): what later
    * stages warm up waits until it is done, so as not to add to its peak.
    */
   peaksMemory?(params: z.output<S>): boolean;
+}
+
+/** What a stage's warm-up is told of the run. */
+export interface WarmRun {
+  readonly conversations: number;
+  readonly store: Store;
+  /** The stages before this one, with their prepared parameters. */
+  readonly before: readonly { readonly name: string; readonly params: unknown }[];
+}
+
+export interface StageWarmUp {
+  done(): Promise<void>;
+  ahead?(ws: WorkingSet): void;
 }
 
 /** Identity helper that keeps a stage's params type attached to its schema. */

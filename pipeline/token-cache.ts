@@ -28,7 +28,12 @@ export class TokenCache {
   ) {
     this.lookups = inListStatements(store.sqlite, (list) => `SELECT example_sha256, total, assistant FROM token_cache WHERE encoding = ? AND example_sha256 IN (${list})`);
     this.insert = store.sqlite.prepare(`INSERT INTO token_cache (encoding, example_sha256, total, assistant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`);
-    this.stored = store.sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM token_cache WHERE encoding = ?)`).pluck().get(encoding) === 1;
+    this.stored = TokenCache.holds(store, encoding);
+  }
+
+  /** Whether the table holds any count for this encoding. */
+  static holds(store: Store, encoding: EncodingName): boolean {
+    return store.sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM token_cache WHERE encoding = ?)`).pluck().get(encoding) === 1;
   }
 
   /** The cache key of an example: its encoding and its exact messages JSON (`JSON.stringify(messages)`). */

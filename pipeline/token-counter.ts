@@ -6,6 +6,7 @@
 import { BatchWorker } from './batch-worker.js';
 import { countExampleTokens, type ChatMessageLike, type Tokenizer } from './tokens.js';
 import type { EncodingName } from './models.js';
+import type { PrecountChannel, PrecountInput } from './precount.js';
 
 /** Below this many examples in one batch, count on this thread (unless the worker was started ahead). */
 const WORKER_MIN_BATCH = 256;
@@ -22,7 +23,7 @@ export function countBatch(examples: readonly string[], tok: Tokenizer): Int32Ar
 }
 
 export class TokenCounter {
-  private readonly worker: BatchWorker<string[], Int32Array>;
+  private readonly worker: BatchWorker<string[] | PrecountInput, Int32Array>;
 
   constructor(
     encoding: EncodingName,
@@ -49,6 +50,15 @@ export class TokenCounter {
     if (examples.length === 0) return Promise.resolve(new Int32Array(0));
     if (!this.worker.started && (examples.length < WORKER_MIN_BATCH || !this.worker.available)) return Promise.resolve(countBatch(examples, this.tok));
     return this.worker.run([...examples]);
+  }
+
+  /** Counting ahead on the worker thread (pipeline/precount.ts); null where no worker thread can run. */
+  precountChannel(): PrecountChannel | null {
+    if (!this.worker.available) return null;
+    return {
+      post: (input) => this.worker.post(input, [input.pks.buffer as ArrayBuffer]) as { seq: number; output: Promise<Int32Array | undefined> },
+      steal: (seq) => this.worker.steal(seq),
+    };
   }
 
   close(): Promise<void> {

@@ -4,6 +4,7 @@
  * formula, held to the model's limit (drop | truncate | fail). Files are written into a staging folder and
  * renamed into place only when the whole run has succeeded (pipeline/outputs.ts).
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type Message } from '../pipeline/stage.js';
@@ -15,10 +16,11 @@ import { hashText, normalizeText } from '../pipeline/normalize.js';
 import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_NONE, SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 import { JobError } from '../pipeline/errors.js';
 import { OutputWriter, type SplitAccumulator } from '../pipeline/outputs.js';
-import { escapeLineBreaks, jsonLine } from '../pipeline/canonical.js';
-import { MESSAGE_KEYS } from '../schemas/training-example.js';
+import { canonicalJson, escapeLineBreaks, jsonLine } from '../pipeline/canonical.js';
+import { toTrainingMessage } from '../pipeline/training-message.js';
 import { TokenCache } from '../pipeline/token-cache.js';
 import { TokenCounter } from '../pipeline/token-counter.js';
+import { Precount, precountPlan } from '../pipeline/precount.js';
 import type { RunFactsInternal } from '../pipeline/runner.js';
 import { FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorder, OutcomeStore, renderKey, ReuseSource } from '../pipeline/emit-reuse.js';
 
@@ -38,40 +40,7 @@ export const emitParams = z.strictObject({
 
 export type EmitParams = z.output<typeof emitParams>;
 
-/** A stored message → the keys OpenAI's format accepts. Content parts become their joined text. */
-export function toTrainingMessage(m: Message): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of MESSAGE_KEYS) {
-    const v = m[k];
-    // SDK dumps write absent fields as null (tool_calls: null, name: null); only content may be null.
-    if (v === undefined || (v === null && k !== 'content')) continue;
-    if (k === 'content') out.content = v === null ? null : contentText(v as never);
-    else if (k === 'tool_calls') {
-      // SDKs log "no calls" as []; OpenAI rejects an empty list, and it means the same as none.
-      const calls = v as NonNullable<Message['tool_calls']>;
-      if (calls.length === 0) continue;
-      out.tool_calls = calls.map((tc) => ({
-        ...(tc.id !== undefined ? { id: tc.id } : {}),
-        type: tc.type ?? 'function',
-        function: { name: tc.function.name, arguments: argText(tc.function.arguments) },
-      }));
-    } else if (k === 'function_call') {
-      const fc = v as NonNullable<Message['function_call']>;
-      out.function_call = { name: fc.name, arguments: argText(fc.arguments) };
-    } else out[k] = v;
-  }
-  // A message with a call may have no content key at all in the logs; OpenAI wants the key (null is fine).
-  if (!('content' in out) && (out.tool_calls !== undefined || out.function_call !== undefined)) out.content = null;
-  // OpenAI's structured refusal (`content: null, refusal: "…"`) trains as the refusal text.
-  if ((out.content === null || out.content === undefined) && out.tool_calls === undefined && out.function_call === undefined && typeof m.refusal === 'string') {
-    out.content = m.refusal;
-  }
-  return out;
-}
-
-function argText(a: string | Record<string, unknown>): string {
-  return typeof a === 'string' ? a : JSON.stringify(a);
-}
+export { toTrainingMessage };
 
 /**
  * `over_limit: truncate`: remove whole turns from the front until `fits` — keeping every system message and the
@@ -218,6 +187,8 @@ const WARM_MIN_CONVERSATIONS = 2 * WINDOW;
 
 /** Token counters started by `warm`, by the params object the same run hands to `run`. */
 const warmed = new WeakMap<object, TokenCounter>();
+/** Counts made ahead on those counters' workers (pipeline/precount.ts), with the transforms they assumed. */
+const ahead = new WeakMap<object, { pre: Precount; transforms: string }>();
 
 export default defineStage({
   name: 'emit',
@@ -233,12 +204,23 @@ export default defineStage({
     const counter = new TokenCounter(encoding, lazyTokenizer(encoding));
     counter.warm();
     warmed.set(p, counter);
+    // Counting ahead, where it is sound (precountPlan) and worth it: a store whose token cache has no count for
+    // this encoding yet. The plan's transforms are checked against the run's own before a count is used.
+    const prompts = precountPlan(run.before);
+    const channel = prompts !== null && existsSync(run.store.path) && !TokenCache.holds(run.store, encoding) ? counter.precountChannel() : null;
+    const pre = channel ? new Precount(channel, run.store.path, prompts!, run.conversations) : null;
+    if (pre) {
+      const transforms = run.before.filter((b) => b.name === 'system_prompt').map((b) => ({ stage: b.name, params: canonicalJson(b.params) }));
+      ahead.set(p, { pre, transforms: JSON.stringify(transforms) });
+    }
     return {
       done: async () => {
+        ahead.delete(p);
         if (warmed.get(p) !== counter) return;
         warmed.delete(p);
         await counter.close();
       },
+      ahead: pre ? (ws) => pre.settle(ws) : undefined,
     };
   },
   async run(ctx, p) {
@@ -260,6 +242,8 @@ export default defineStage({
     const noSystemOrUserIds: string[] = [];
     const counter = warmed.get(p) ?? new TokenCounter(model.encoding, tok);
     warmed.delete(p);
+    const planned = ahead.get(p);
+    ahead.delete(p);
     // What the run whose files are in the folder made of each conversation, where it still holds (emit-reuse.ts).
     const key = renderKey({ format: p.format, model: p.model, encoding: model.encoding, limit, overLimit: p.over_limit, seed: ctx.seed, transforms: facts.transforms ?? [] });
     const opened = ReuseSource.open(ctx.store, outDir, key, truncate);
@@ -267,6 +251,10 @@ export default defineStage({
     const reuseAt = reuse ? reuse.indexFor(ctx.ws.pks) : null;
     // Reused where recorded, unless the refusal verdict would need the text (no rebalance verdict, but a detector).
     const reusable = (i: number): boolean => reuseAt !== null && reuseAt[i]! >= 0 && (ctx.ws.refusal[i] !== REFUSAL_UNKNOWN || !detectRefusal);
+    // Counts made ahead hold only if the run rewrote the messages as planned; else what is queued is taken back.
+    const pre = planned && planned.transforms === JSON.stringify(facts.transforms ?? []) ? planned.pre : null;
+    if (pre) pre.settle(ctx.ws, reuse ? reusable : undefined);
+    else planned?.pre.cancel();
     // What this run makes of each conversation, saved as it goes (not on a dry run: it writes no files).
     const outcomes = ctx.dryRun ? null : new OutcomeStore(ctx.store, ctx.runId, outDir, key);
     const recorder = new OutcomeRecorder(truncate, (c) => outcomes?.save(c));
@@ -333,17 +321,29 @@ export default defineStage({
      * example in it has its tokens (and the new counts are saved).
      */
     const count = (window: Pending[]): Promise<Pending[]> => {
-      const chats = window.map((w) => w.built).filter((b): b is PreparedChat => 'json' in b);
-      cache.getMany(chats.map((c) => c.key)).forEach((hit, k) => {
-        chats[k]!.tokens = hit;
+      const chats = window.filter((w): w is Pending & { readonly built: PreparedChat } => 'json' in w.built);
+      cache.getMany(chats.map((c) => c.built.key)).forEach((hit, k) => {
+        chats[k]!.built.tokens = hit;
       });
-      const missing = chats.filter((c) => c.tokens === null);
-      return counter.count(missing.map((m) => m.json)).then((counts) => {
-        missing.forEach((m, k) => {
-          m.tokens = { total: counts[2 * k]!, assistant: counts[2 * k + 1]! };
+      const missing = chats.filter((c) => c.built.tokens === null);
+      // Counted ahead where it could be (waiting for those batches), the rest now.
+      return (pre ? pre.ready(missing.map((m) => m.i)) : Promise.resolve()).then(() => {
+        const now: PreparedChat[] = [];
+        for (const m of missing) {
+          const t = pre?.tokens(m.i) ?? null;
+          if (t === null) now.push(m.built);
+          else {
+            m.built.tokens = t;
+            cache.put(m.built.key, t);
+          }
+        }
+        return counter.count(now.map((m) => m.json)).then((counts) => {
+          now.forEach((m, k) => {
+            m.tokens = { total: counts[2 * k]!, assistant: counts[2 * k + 1]! };
+          });
+          for (const m of now) cache.put(m.key, m.tokens!);
+          return window;
         });
-        for (const m of missing) cache.put(m.key, m.tokens!);
-        return window;
       });
     };
     try {
@@ -396,7 +396,7 @@ export default defineStage({
       reuse?.close();
       await counter.close();
     }
-    ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses, batches_on_worker: counter.threaded };
+    ctx.stats.token_cache = { hits: cache.hits, misses: cache.misses, batches_on_worker: counter.threaded, counted_ahead: pre?.used ?? 0 };
     ctx.stats.reuse = reuse ? { from_run: reuse.runId, examples: reused, built: recorder.size - reused } : { examples: 0, why: opened.why };
     ctx.stats.truncated = truncated;
     if (truncated > 0) warnings.push(`${truncated} example(s) over the ${limit}-token limit of ${p.model} were truncated (whole turns removed from the front)`);

@@ -2,8 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { defineStage, type Message } from '../pipeline/stage.js';
+import { defineStage } from '../pipeline/stage.js';
 import { UsageError } from '../pipeline/errors.js';
+import { applySystemPrompt } from '../pipeline/training-message.js';
 
 export const systemPromptParams = z
   .strictObject({
@@ -23,21 +24,8 @@ export const systemPromptParams = z
 
 type Params = z.output<typeof systemPromptParams>;
 
-/** The pure rewrite, exported for tests and reuse. */
-export function applySystemPrompt(messages: readonly Message[], mode: Params['mode'], text: string | undefined): readonly Message[] {
-  const system: Message = { role: 'system', content: text ?? '' };
-  const hasSystem = messages.some((m) => m.role === 'system');
-  switch (mode) {
-    case 'replace':
-      return [system, ...messages.filter((m) => m.role !== 'system')];
-    case 'prepend':
-      return [system, ...messages];
-    case 'if_missing':
-      return hasSystem ? messages : [system, ...messages];
-    case 'remove':
-      return hasSystem ? messages.filter((m) => m.role !== 'system') : messages;
-  }
-}
+// The pure rewrite lives beside the training message (emit's token worker replays it); exported here too.
+export { applySystemPrompt };
 
 export default defineStage({
   name: 'system_prompt',

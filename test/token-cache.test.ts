@@ -29,7 +29,7 @@ function cachedCounts(): number {
   return n;
 }
 
-function emitStats(): { hits: number; misses: number; batches_on_worker: number } {
+function emitStats(): { hits: number; misses: number; batches_on_worker: number; counted_ahead: number } {
   const db = new Database(join(dir, 'store.db'), { readonly: true });
   const row = db
     .prepare(`SELECT stats_json FROM run_stages WHERE name = 'emit' AND run_id = (SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1)`)
@@ -46,18 +46,18 @@ describe('token counts are reused across runs, keyed so they never go stale', ()
       jsonl(Array.from({ length: 30 }, (_, k) => ({ id: `t${k}`, messages: [{ role: 'user', content: `question ${k} <|endoftext|>` }, { role: 'assistant', content: `answer ${k}` }] }))),
     );
     const first = await runConfigFile(config('You are helpful.'), {});
-    expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0 });
+    expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0, counted_ahead: 0 });
     expect(cachedCounts()).toBe(30);
     const train1 = readFileSync(join(dir, 'out', 'train.jsonl'), 'utf8');
     // Into another folder, so every example is built again (into the same one, emit copies the lines it wrote:
     // test/emit-reuse.test.ts) and each count is looked up.
     const second = await runConfigFile(config('You are helpful.'), { out: join(dir, 'out2') });
-    expect(emitStats()).toEqual({ hits: 30, misses: 0, batches_on_worker: 0 });
+    expect(emitStats()).toEqual({ hits: 30, misses: 0, batches_on_worker: 0, counted_ahead: 0 });
     expect(readFileSync(join(dir, 'out2', 'train.jsonl'), 'utf8')).toBe(train1);
     expect(second.manifest.files).toEqual(first.manifest.files);
     // Another system prompt: every example's text changed, so every count is made afresh (and is larger).
     const third = await runConfigFile(config('You are a very helpful and precise assistant.'), {});
-    expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0 });
+    expect(emitStats()).toEqual({ hits: 0, misses: 30, batches_on_worker: 0, counted_ahead: 0 });
     const t1 = (first.manifest.files as { train: { tokens: { total: number } } }).train.tokens.total;
     const t3 = (third.manifest.files as { train: { tokens: { total: number } } }).train.tokens.total;
     expect(t3).toBeGreaterThan(t1);
