@@ -36,9 +36,13 @@ let liveAfterGc = 0;
 /**
  * The token worker keeps a small live set (rank table, piece cache) and makes garbage steadily; it has its own
  * heap, so it gets its own, smaller budget (1M cold run: 743 -> 665 MB peak RSS, no slower). The ingest worker
- * gets none: it is often the bottleneck, and a 32 MB budget cost its ingest 0.6-1.0 s at 200k.
+ * gets none: it is often the bottleneck, and a 32 MB budget cost its ingest 0.6-1.0 s at 200k. 16 MB since the
+ * token worker reads and parses the conversations it counts ahead (precount.ts): its heap is busy through every
+ * stage, and at 32 MB a first 1M exact run peaked at 432-459 MB (median 441) against 420-445 (median 429) at
+ * 16 MB and 426-459 (median 430) before counting ahead, five runs each, alternating; at 200k, 4.82 against
+ * 4.93 s over eight alternating rounds, within this machine's noise.
  */
-export const WORKER_HEAP_SLACK = 32 * 1024 * 1024;
+export const WORKER_HEAP_SLACK = 16 * 1024 * 1024;
 
 /** A full collection now (when the runtime allows it): after a stage drops a large buffer, so it is freed at once. */
 export function collectGarbageNow(): void {

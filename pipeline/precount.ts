@@ -105,19 +105,31 @@ export interface PrecountChannel {
 
 interface Batch {
   readonly seq: number;
-  /** Working-set indexes, in order. */
+  /** Working-set indexes, ascending. */
   readonly at: Int32Array;
+  /** [total, assistant] per index of `at` once the worker has answered; null before, and once released. */
+  counts: Int32Array | null;
   taken: boolean;
+  released: boolean;
   readonly done: Promise<void>;
 }
 
-/** The main thread's side: what was handed over, and the counts that came back (by working-set index). */
+/** At most this many batches are handed over in one run (batchOf is 16-bit): ~67 million conversations. */
+const MAX_BATCHES = 0xffff;
+
+/**
+ * The main thread's side: what was handed over, and the counts that came back. Counts are kept by batch, and a
+ * batch is let go once emit has passed it (`releaseBefore`): at a million conversations, arrays by working-set
+ * index would hold ~8 MB at emit's end, where a run's memory peaks.
+ */
 export class Precount {
-  private readonly total: Int32Array;
-  private readonly assistant: Int32Array;
   /** By working-set index: 1 + the index in `batches` of the batch counting it; 0 when none is. */
-  private readonly batchOf: Uint32Array;
+  private readonly batchOf: Uint16Array;
   private readonly batches: Batch[] = [];
+  /** The batches not taken back, by their last index (sorted when emit starts releasing), and how many are let go. */
+  private active: Batch[] = [];
+  private sorted = false;
+  private releasedUpTo = 0;
   /** Counts taken from here (stats). */
   used = 0;
 
@@ -127,9 +139,7 @@ export class Precount {
     readonly prompts: readonly SystemPrompt[],
     size: number,
   ) {
-    this.total = new Int32Array(size).fill(-1);
-    this.assistant = new Int32Array(size);
-    this.batchOf = new Uint32Array(size);
+    this.batchOf = new Uint16Array(size);
   }
 
   /**
@@ -139,10 +149,11 @@ export class Precount {
    */
   settle(ws: WorkingSet, skip?: (i: number) => boolean): void {
     for (const b of this.batches) {
-      if (b.taken || !this.channel.steal(b.seq)) continue;
+      if (b.taken || b.released || b.counts !== null || !this.channel.steal(b.seq)) continue;
       b.taken = true;
       for (const i of b.at) this.batchOf[i] = 0;
     }
+    this.active = this.active.filter((b) => !b.taken);
     let at: number[] = [];
     for (let i = 0; i < ws.size; i++) {
       if (this.batchOf[i] !== 0 || !ws.isAlive(i) || (skip && skip(i))) continue;
@@ -156,47 +167,75 @@ export class Precount {
   }
 
   private post(ws: WorkingSet, list: number[]): void {
+    if (this.batches.length >= MAX_BATCHES) return;
     const at = Int32Array.from(list);
     const pks = Int32Array.from(list, (i) => ws.pks[i]!);
     const { seq, output } = this.channel.post({ db: this.db, pks, prompts: this.prompts });
-    const done = output.then(
-      (counts) => {
+    const batch: Batch = {
+      seq,
+      at,
+      counts: null,
+      taken: false,
+      released: false,
+      done: output.then(
         // Undefined: taken back before the worker started it.
-        if (counts === undefined) return;
-        for (let k = 0; k < at.length; k++) {
-          if (counts[2 * k]! < 0) continue;
-          this.total[at[k]!] = counts[2 * k]!;
-          this.assistant[at[k]!] = counts[2 * k + 1]!;
-        }
-      },
-      // A batch that failed is counted the usual way (emit sends what has no count here).
-      () => undefined,
-    );
-    this.batches.push({ seq, at, taken: false, done });
+        (counts) => {
+          if (counts !== undefined && !batch.released) batch.counts = counts;
+        },
+        // A batch that failed is counted the usual way (emit sends what has no count here).
+        () => undefined,
+      ),
+    };
+    this.batches.push(batch);
+    this.active.push(batch);
+    this.sorted = false;
     const n = this.batches.length;
-    for (const i of at) this.batchOf[i] = n;
+    for (const i of list) this.batchOf[i] = n;
+  }
+
+  private batch(i: number): Batch | null {
+    const b = this.batchOf[i]!;
+    return b === 0 ? null : this.batches[b - 1]!;
   }
 
   /** Resolves once every batch counting one of these working-set indexes has answered. */
   ready(indexes: readonly number[]): Promise<void> {
     const waiting = new Set<Promise<void>>();
     for (const i of indexes) {
-      const b = this.batchOf[i]!;
-      if (b !== 0 && this.total[i]! < 0) waiting.add(this.batches[b - 1]!.done);
+      const b = this.batch(i);
+      if (b && !b.released && b.counts === null) waiting.add(b.done);
     }
     return waiting.size === 0 ? Promise.resolve() : Promise.all(waiting).then(() => undefined);
   }
 
   /** The count made ahead for working-set index `i`, or null. */
   tokens(i: number): { total: number; assistant: number } | null {
-    const total = this.total[i]!;
+    const b = this.batch(i);
+    if (!b || b.counts === null) return null;
+    const k = indexOf(b.at, i);
+    const total = b.counts[2 * k]!;
     if (total < 0) return null;
     this.used++;
-    return { total, assistant: this.assistant[i]! };
+    return { total, assistant: b.counts[2 * k + 1]! };
+  }
+
+  /** Emit is done with every working-set index below `i`: the batches wholly below it are let go. */
+  releaseBefore(i: number): void {
+    if (!this.sorted) {
+      this.active.sort((a, b) => a.at[a.at.length - 1]! - b.at[b.at.length - 1]!);
+      this.releasedUpTo = 0;
+      this.sorted = true;
+    }
+    for (; this.releasedUpTo < this.active.length; this.releasedUpTo++) {
+      const b = this.active[this.releasedUpTo]!;
+      if (b.at[b.at.length - 1]! >= i) break;
+      b.released = true;
+      b.counts = null;
+    }
   }
 
   /** Takes back every batch the worker has not started (the counts will not be used). */
   cancel(): void {
-    for (const b of this.batches) if (!b.taken && this.channel.steal(b.seq)) b.taken = true;
+    for (const b of this.batches) if (!b.taken && !b.released && b.counts === null && this.channel.steal(b.seq)) b.taken = true;
   }
 }

@@ -275,6 +275,8 @@ export default defineStage({
     };
     /** Writes one conversation's outcome, in scan order. */
     const settle = (pend: Pending): void => {
+      // Written in scan order: the counts made ahead for conversations before this one are no longer needed.
+      pre?.releaseBefore(pend.i);
       const split: SplitAccumulator = pend.isTest ? writer.test : writer.train;
       if ('reuse' in pend.built) return settleReused(pend, split, pend.built.reuse);
       const built = 'json' in pend.built ? finishChat(pend.built, limit, truncate, tok) : pend.built;

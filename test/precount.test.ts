@@ -138,6 +138,12 @@ describe('counting tokens ahead of emit', () => {
       // Taken back, then handed over again: at most the batch the worker had begun is counted for the dropped.
       const droppedCounted = Array.from({ length: ws.size }, (_, i) => i).filter((i) => !ws.isAlive(i) && pre.tokens(i) !== null).length;
       expect(droppedCounted).toBeLessThanOrEqual(1024);
+      // Emit lets the batches go as it passes them: a count is no longer held once its batch lies wholly behind.
+      pre.releaseBefore(alive.at(-1)!);
+      expect(pre.tokens(alive[0]!)).toBeNull();
+      expect(pre.tokens(alive.at(-1)!)).not.toBeNull();
+      pre.releaseBefore(ws.size);
+      expect(alive.filter((i) => pre.tokens(i) !== null)).toEqual([]);
     } finally {
       await counter.close();
     }
