@@ -251,12 +251,16 @@ export class ChunkCollector {
 /** The chunks a run reads: 0..count-1, all present under this code's stamp, as of the run's snapshot. */
 export class ColumnSource {
   private readonly get: Database.Statement;
+  private readonly getIds: Database.Statement;
+  private readonly idsInRange: Database.Statement;
   private constructor(
     sqlite: Database.Database,
     /** Chunks 0..count-1 are present; rows with pk above `coveredPk` come from the table. */
     readonly count: number,
   ) {
-    this.get = sqlite.prepare(`SELECT n, ids, files, data FROM conversation_columns WHERE chunk = ? AND stamp = ?`);
+    this.get = sqlite.prepare(`SELECT n, files, data FROM conversation_columns WHERE chunk = ? AND stamp = ?`);
+    this.getIds = sqlite.prepare(`SELECT ids FROM conversation_columns WHERE chunk = ? AND stamp = ?`).pluck();
+    this.idsInRange = sqlite.prepare(`SELECT id FROM conversations WHERE pk >= ? AND pk <= ? ORDER BY pk`).pluck();
   }
 
   get coveredPk(): number {
@@ -274,14 +278,23 @@ export class ColumnSource {
 
   /** Chunk c, or null if it is gone (removed by a run of other code since this run's snapshot). */
   chunk(c: number): ColumnChunk | null {
-    const row = this.get.get(c, COLUMNS_STAMP) as { n: number; ids: string; files: string; data: Buffer } | undefined;
+    const row = this.get.get(c, COLUMNS_STAMP) as { n: number; files: string; data: Buffer } | undefined;
     if (!row) return null;
     if (row.data.length !== row.n * ROW_BYTES) throw new Error(`internal: conversation_columns chunk ${c} is ${row.data.length} bytes for ${row.n} rows`);
     // Copied to a fresh buffer: a blob may start at any byte, Float64Array wants a multiple of 8.
     const cols = layout(new Uint8Array(row.data).buffer, 0, row.n);
+    // The ids (~0.6 MB of text a chunk) only when asked: most scans never read them, and selecting them cost each
+    // scan of a 200k store ~10 ms. A chunk removed meanwhile (by a run of other code) still has its rows, whose
+    // pks are consecutive: their ids then come from the table.
     let ids: string[] | undefined;
-    const idsText = row.ids;
-    return { ...cols, chunk: c, n: row.n, files: JSON.parse(row.files) as string[], ids: () => (ids ??= JSON.parse(idsText) as string[]) };
+    const idsOf = (): string[] => {
+      const text = this.getIds.get(c, COLUMNS_STAMP) as string | undefined;
+      if (text !== undefined) return JSON.parse(text) as string[];
+      const fromTable = this.idsInRange.all(cols.pk[0], cols.pk[row.n - 1]) as string[];
+      if (fromTable.length !== row.n) throw new Error(`internal: conversation_columns chunk ${c}: ${fromTable.length} stored ids for ${row.n} rows`);
+      return fromTable;
+    };
+    return { ...cols, chunk: c, n: row.n, files: JSON.parse(row.files) as string[], ids: () => (ids ??= idsOf()) };
   }
 
 }
