@@ -16,6 +16,7 @@ const FREE = 0;
 const BY_WORKER = 1;
 const STOLEN = 2;
 const FINISHED = 3;
+/** Slots of the ring, unless a caller asks for more: at most this many batches may be outstanding at once. */
 const RING = 1024;
 
 const tag = (seq: number, state: number): number => ((seq % (1 << 28)) << 2) | state;
@@ -24,18 +25,24 @@ export class BatchWorker<In, Out> {
   private worker: Worker | null = null;
   private seq = 0;
   /** Shared with the worker: who has each batch (see FREE…FINISHED). */
-  private readonly claims = new Int32Array(new SharedArrayBuffer(4 * RING));
+  private readonly claims: Int32Array;
   private readonly pending = new Map<number, { resolve: (out: Out) => void; reject: (e: Error) => void }>();
   private readonly script: string | null;
   /** Batches run on the worker thread so far. */
   batches = 0;
 
   /** `name`: the compiled worker module beside this one (`token-worker` → token-worker.js); `env`: set to 0 to turn it off. */
+  /**
+   * `ring`: how many batches may be outstanding (posted, not yet answered) at once — a batch taken back stays
+   * outstanding until the worker reaches and skips it.
+   */
   constructor(
     name: string,
     env: string,
     private readonly workerData: unknown,
+    readonly ring: number = RING,
   ) {
+    this.claims = new Int32Array(new SharedArrayBuffer(4 * ring));
     this.script = process.env[env] === '0' ? null : workerScript(name);
   }
 
@@ -66,7 +73,7 @@ export class BatchWorker<In, Out> {
     const worker = this.start();
     const id = this.seq++;
     this.batches++;
-    Atomics.store(this.claims, id % RING, tag(id, FREE));
+    Atomics.store(this.claims, id % this.ring, tag(id, FREE));
     const output = new Promise<Out>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ seq: id, input }, transfer as Transferable[]);
@@ -76,17 +83,17 @@ export class BatchWorker<In, Out> {
 
   /**
    * Takes batch `seq` back if the worker has not started it (true): the caller processes it itself, and the
-   * worker skips it. At most RING batches may be outstanding at once.
+   * worker skips it. At most `ring` batches may be outstanding at once.
    */
   steal(seq: number): boolean {
-    if (Atomics.compareExchange(this.claims, seq % RING, tag(seq, FREE), tag(seq, STOLEN)) !== tag(seq, FREE)) return false;
+    if (Atomics.compareExchange(this.claims, seq % this.ring, tag(seq, FREE), tag(seq, STOLEN)) !== tag(seq, FREE)) return false;
     this.batches--;
     return true;
   }
 
   /** Whether the worker has finished batch `seq` (its reply may still be on its way). */
   finished(seq: number): boolean {
-    return Atomics.load(this.claims, seq % RING) === tag(seq, FINISHED);
+    return Atomics.load(this.claims, seq % this.ring) === tag(seq, FINISHED);
   }
 
   private start(): Worker {
@@ -131,7 +138,7 @@ export function serveBatches<In, Out>(handle: (input: In) => { output: Out; tran
     }
     const { seq } = msg;
     // Taken back by the caller before this thread got to it: skipped.
-    if (claims && Atomics.compareExchange(claims, seq % RING, tag(seq, FREE), tag(seq, BY_WORKER)) !== tag(seq, FREE)) {
+    if (claims && Atomics.compareExchange(claims, seq % claims.length, tag(seq, FREE), tag(seq, BY_WORKER)) !== tag(seq, FREE)) {
       parentPort!.postMessage({ seq });
       return;
     }
@@ -145,7 +152,7 @@ export function serveBatches<In, Out>(handle: (input: In) => { output: Out; tran
       reply = { seq, error: (err as Error).stack ?? String(err) };
     }
     // Finished before the reply is sent: the caller may see this before the reply arrives, never after.
-    if (claims) Atomics.store(claims, seq % RING, tag(seq, FINISHED));
+    if (claims) Atomics.store(claims, seq % claims.length, tag(seq, FINISHED));
     parentPort!.postMessage(reply, transfer);
     after?.();
   });

@@ -101,6 +101,8 @@ function indexOf(sorted: Int32Array, pk: number): number {
 export interface PrecountChannel {
   post(input: PrecountInput): { seq: number; output: Promise<Int32Array | undefined> };
   steal(seq: number): boolean;
+  /** How many batches may be outstanding (posted, not yet answered) at once. */
+  readonly capacity: number;
 }
 
 interface Batch {
@@ -130,6 +132,10 @@ export class Precount {
   private active: Batch[] = [];
   private sorted = false;
   private releasedUpTo = 0;
+  /** Batches posted and not yet answered (a batch taken back is answered when the worker reaches it). */
+  private outstanding = 0;
+  /** Working-set indexes still to hand over (as the ring makes room), from the last settle. */
+  private queue: { ws: WorkingSet; at: Int32Array; next: number } | null = null;
   /** Counts taken from here (stats). */
   used = 0;
 
@@ -154,20 +160,32 @@ export class Precount {
       for (const i of b.at) this.batchOf[i] = 0;
     }
     this.active = this.active.filter((b) => !b.taken);
-    let at: number[] = [];
-    for (let i = 0; i < ws.size; i++) {
-      if (this.batchOf[i] !== 0 || !ws.isAlive(i) || (skip && skip(i))) continue;
-      at.push(i);
-      if (at.length === BATCH) {
-        this.post(ws, at);
-        at = [];
+    const queue: number[] = [];
+    for (let i = 0; i < ws.size; i++) if (this.batchOf[i] === 0 && ws.isAlive(i) && !(skip && skip(i))) queue.push(i);
+    this.queue = { ws, at: Int32Array.from(queue), next: 0 };
+    this.topUp();
+  }
+
+  /**
+   * Posts queued conversations while the worker's ring has room: batches taken back stay outstanding until the
+   * worker reaches them, so a large store's conversations are handed over as answers come back.
+   */
+  private topUp(): void {
+    const q = this.queue;
+    if (q === null) return;
+    while (q.next < q.at.length && this.outstanding < this.channel.capacity && this.batches.length < MAX_BATCHES) {
+      const list: number[] = [];
+      for (; q.next < q.at.length && list.length < BATCH; q.next++) {
+        const i = q.at[q.next]!;
+        // Dropped since it was queued (a stage ran in between), or already handed over.
+        if (this.batchOf[i] === 0 && q.ws.isAlive(i)) list.push(i);
       }
+      if (list.length > 0) this.post(q.ws, list);
     }
-    if (at.length > 0) this.post(ws, at);
   }
 
   private post(ws: WorkingSet, list: number[]): void {
-    if (this.batches.length >= MAX_BATCHES) return;
+    this.outstanding++;
     const at = Int32Array.from(list);
     const pks = Int32Array.from(list, (i) => ws.pks[i]!);
     const { seq, output } = this.channel.post({ db: this.db, pks, prompts: this.prompts });
@@ -180,10 +198,15 @@ export class Precount {
       done: output.then(
         // Undefined: taken back before the worker started it.
         (counts) => {
+          this.outstanding--;
           if (counts !== undefined && !batch.released) batch.counts = counts;
+          this.topUp();
         },
         // A batch that failed is counted the usual way (emit sends what has no count here).
-        () => undefined,
+        () => {
+          this.outstanding--;
+          this.topUp();
+        },
       ),
     };
     this.batches.push(batch);
@@ -236,6 +259,7 @@ export class Precount {
 
   /** Takes back every batch the worker has not started (the counts will not be used). */
   cancel(): void {
+    this.queue = null;
     for (const b of this.batches) if (!b.taken && !b.released && b.counts === null && this.channel.steal(b.seq)) b.taken = true;
   }
 }

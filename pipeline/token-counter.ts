@@ -29,7 +29,9 @@ export class TokenCounter {
     encoding: EncodingName,
     private readonly tok: Tokenizer,
   ) {
-    this.worker = new BatchWorker('token-worker', 'LOGCURATE_TOKEN_WORKER', { encoding });
+    // A ring of 8,192: counting ahead hands a million-conversation store over as ~500 batches, and after each stage
+    // the ones not started are taken back (outstanding until the worker skips them) and the survivors handed over.
+    this.worker = new BatchWorker('token-worker', 'LOGCURATE_TOKEN_WORKER', { encoding }, 8192);
   }
 
   /** Batches counted on the worker thread (for tests and stats). */
@@ -58,6 +60,8 @@ export class TokenCounter {
     return {
       post: (input) => this.worker.post(input, [input.pks.buffer as ArrayBuffer]) as { seq: number; output: Promise<Int32Array | undefined> },
       steal: (seq) => this.worker.steal(seq),
+      // Half the ring: emit's own batches need slots too.
+      capacity: this.worker.ring / 2,
     };
   }
 

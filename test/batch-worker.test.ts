@@ -76,4 +76,34 @@ describe('BatchWorker: work stealing', () => {
       await worker.close();
     }
   });
+
+  it('a worker with a ring of its own size reuses its slots the same way', async () => {
+    const worker = new BatchWorker<string[], Int32Array>('token-worker', 'LOGCURATE_TOKEN_WORKER_TEST', { encoding: 'o200k_base' }, 16);
+    try {
+      const example = (k: number): string => JSON.stringify([{ role: 'user', content: `question ${k}` }]);
+      let last = -1;
+      for (let round = 0; round < 10; round++) {
+        const hs = Array.from({ length: 4 }, (_, j) => worker.post([example(round * 4 + j)]));
+        const outs = await Promise.all(hs.map((h) => h.output));
+        for (const [k, h] of hs.entries()) {
+          expect(worker.finished(h.seq)).toBe(true);
+          expect(outs[k]![0]).toBeGreaterThan(0);
+        }
+        last = hs[hs.length - 1]!.seq;
+      }
+      expect(last).toBe(39);
+      // Seq 39 has the slot of 23 and 7: only the latest is finished, and none of them can be taken back.
+      expect(worker.finished(39)).toBe(true);
+      expect(worker.finished(23)).toBe(false);
+      expect(worker.steal(23)).toBe(false);
+      // One not yet started is taken back and skipped.
+      const a = worker.post([example(100)]);
+      const b = worker.post([example(101)]);
+      const taken = worker.steal(b.seq);
+      expect((await a.output)![0]).toBeGreaterThan(0);
+      if (taken) expect(await b.output).toBeUndefined();
+    } finally {
+      await worker.close();
+    }
+  });
 });

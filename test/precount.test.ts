@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore } from '../pipeline/store.js';
 import { ingest } from '../pipeline/ingest.js';
-import { Precount, precountPlan, precountRows, type SystemPrompt } from '../pipeline/precount.js';
+import { Precount, precountPlan, precountRows, type PrecountChannel, type PrecountInput, type SystemPrompt } from '../pipeline/precount.js';
 import { countBatch, TokenCounter } from '../pipeline/token-counter.js';
 import { getTokenizer } from '../pipeline/tokens.js';
 import { applySystemPrompt, toTrainingMessage } from '../pipeline/training-message.js';
@@ -147,6 +147,45 @@ describe('counting tokens ahead of emit', () => {
     } finally {
       await counter.close();
     }
+  });
+
+  it('keeps within the room of the worker ring, and hands the rest over as answers come back', async () => {
+    const posted: { input: PrecountInput; answer: (counts: Int32Array | undefined) => void }[] = [];
+    const channel: PrecountChannel = {
+      post: (input) => {
+        let answer!: (counts: Int32Array | undefined) => void;
+        const output = new Promise<Int32Array | undefined>((resolve) => (answer = resolve));
+        posted.push({ input, answer });
+        return { seq: posted.length - 1, output };
+      },
+      // The worker has started nothing: every batch can be taken back.
+      steal: () => true,
+      capacity: 4,
+    };
+    const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const n = 1024 * 20;
+    const ws = new WorkingSet(Int32Array.from({ length: n }, (_, k) => k + 1), (pk) => `c${pk}`);
+    const pre = new Precount(channel, join(dir, 'none.db'), [], n);
+    pre.settle(ws);
+    // Twenty batches' worth, of which the ring has room for four.
+    expect(posted.map((p) => p.input.pks.length)).toEqual([1024, 1024, 1024, 1024]);
+    expect(Array.from(posted[1]!.input.pks.subarray(0, 2))).toEqual([1025, 1026]);
+    // Taken back, but outstanding until the worker reaches them: nothing more is posted.
+    pre.settle(ws);
+    expect(posted.length).toBe(4);
+    // The worker skips them (no output): each answer makes room for the next, from the first conversation again.
+    for (const p of posted.slice(0, 4)) p.answer(undefined);
+    await settled();
+    expect(posted.length).toBe(8);
+    expect(posted[4]!.input.pks[0]).toBe(1);
+    // An answer with counts: they are kept, and the queue goes on in order.
+    posted[4]!.answer(new Int32Array(2 * 1024).fill(7));
+    await settled();
+    expect(posted.length).toBe(9);
+    expect(posted[8]!.input.pks[0]).toBe(4 * 1024 + 1);
+    expect(pre.tokens(0)).toEqual({ total: 7, assistant: 7 });
+    // Not yet handed over: emit counts it as before.
+    expect(pre.tokens(n - 1)).toBeNull();
   });
 
   it('a first run counts ahead, and writes what a run without a token worker writes; a later run does not', async () => {
