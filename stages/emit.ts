@@ -201,13 +201,14 @@ export default defineStage({
   warm(p, run) {
     if (p.format !== 'openai_chat' || run.conversations < WARM_MIN_CONVERSATIONS) return;
     const encoding = resolveModel(p.model, { pricePer1M: p.price_per_1m_training_tokens }).encoding;
-    const counter = new TokenCounter(encoding, lazyTokenizer(encoding));
-    counter.warm();
-    warmed.set(p, counter);
     // Counting ahead, where it is sound (precountPlan) and worth it: a store whose token cache has no count for
     // this encoding yet. The plan's transforms are checked against the run's own before a count is used.
     const prompts = precountPlan(run.before);
-    const channel = prompts !== null && existsSync(run.store.path) && !TokenCache.holds(run.store, encoding) ? counter.precountChannel() : null;
+    const fresh = prompts !== null && existsSync(run.store.path) && !TokenCache.holds(run.store, encoding);
+    const counter = new TokenCounter(encoding, lazyTokenizer(encoding));
+    counter.warm();
+    warmed.set(p, counter);
+    const channel = fresh ? counter.precountChannel() : null;
     const pre = channel ? new Precount(channel, run.store.path, prompts!, run.conversations) : null;
     if (pre) {
       const transforms = run.before.filter((b) => b.name === 'system_prompt').map((b) => ({ stage: b.name, params: canonicalJson(b.params) }));
