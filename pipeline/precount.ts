@@ -17,7 +17,7 @@
  * (emit-reuse.ts), and counting ahead would be work thrown away.
  */
 import Database from 'better-sqlite3';
-import type { WorkingSet } from './working-set.js';
+import { indexOfPk, type WorkingSet } from './working-set.js';
 import type { Message } from './stage.js';
 import { countExampleTokens, type ChatMessageLike, type Tokenizer } from './tokens.js';
 import { applySystemPrompt, toTrainingMessage, type SystemPromptMode } from './training-message.js';
@@ -62,7 +62,7 @@ export function precountRows(input: PrecountInput, tok: Tokenizer): Int32Array {
   const out = new Int32Array(pks.length * 2).fill(-1);
   for (const [pk, text] of select.iterate(JSON.stringify(Array.from(pks))) as Iterable<[number, string | null]>) {
     if (typeof text !== 'string') continue;
-    const k = indexOf(pks, pk);
+    const k = indexOfPk(pks, pk);
     if (k === -1) continue;
     let messages = JSON.parse(text) as readonly Message[];
     for (const p of input.prompts) messages = applySystemPrompt(messages, p.mode, p.text);
@@ -82,19 +82,6 @@ function statement(path: string): Database.Statement {
   db.pragma('busy_timeout = 30000');
   open = { path, db, select: db.prepare(`SELECT pk, messages FROM conversations WHERE pk IN (SELECT value FROM json_each(?))`).raw() };
   return open.select;
-}
-
-function indexOf(sorted: Int32Array, pk: number): number {
-  let lo = 0;
-  let hi = sorted.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const v = sorted[mid]!;
-    if (v === pk) return mid;
-    if (v < pk) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
 }
 
 /** How the main thread hands batches to the worker and takes back the ones it has not started. */
@@ -235,7 +222,7 @@ export class Precount {
   tokens(i: number): { total: number; assistant: number } | null {
     const b = this.batch(i);
     if (!b || b.counts === null) return null;
-    const k = indexOf(b.at, i);
+    const k = indexOfPk(b.at, i);
     const total = b.counts[2 * k]!;
     if (total < 0) return null;
     this.used++;
