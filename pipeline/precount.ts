@@ -94,14 +94,18 @@ export interface PrecountChannel {
 
 interface Batch {
   readonly seq: number;
-  /** Working-set indexes, ascending. */
-  readonly at: Int32Array;
+  /** Working-set indexes, ascending; emptied once the batch is taken back or let go. */
+  at: Int32Array;
+  /** The last of them. */
+  readonly last: number;
   /** [total, assistant] per index of `at` once the worker has answered; null before, and once released. */
   counts: Int32Array | null;
   taken: boolean;
   released: boolean;
   readonly done: Promise<void>;
 }
+
+const NONE = new Int32Array(0);
 
 /** At most this many batches are handed over in one run (batchOf is 16-bit): ~67 million conversations. */
 const MAX_BATCHES = 0xffff;
@@ -145,6 +149,7 @@ export class Precount {
       if (b.taken || b.released || b.counts !== null || !this.channel.steal(b.seq)) continue;
       b.taken = true;
       for (const i of b.at) this.batchOf[i] = 0;
+      b.at = NONE;
     }
     this.active = this.active.filter((b) => !b.taken);
     const queue: number[] = [];
@@ -179,6 +184,7 @@ export class Precount {
     const batch: Batch = {
       seq,
       at,
+      last: at[at.length - 1]!,
       counts: null,
       taken: false,
       released: false,
@@ -232,15 +238,16 @@ export class Precount {
   /** Emit is done with every working-set index below `i`: the batches wholly below it are let go. */
   releaseBefore(i: number): void {
     if (!this.sorted) {
-      this.active.sort((a, b) => a.at[a.at.length - 1]! - b.at[b.at.length - 1]!);
+      this.active.sort((a, b) => a.last - b.last);
       this.releasedUpTo = 0;
       this.sorted = true;
     }
     for (; this.releasedUpTo < this.active.length; this.releasedUpTo++) {
       const b = this.active[this.releasedUpTo]!;
-      if (b.at[b.at.length - 1]! >= i) break;
+      if (b.last >= i) break;
       b.released = true;
       b.counts = null;
+      b.at = NONE;
     }
   }
 
