@@ -5,7 +5,7 @@
  * write the same files as one that counts nothing on a worker.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore } from '../pipeline/store.js';
@@ -17,9 +17,13 @@ import { applySystemPrompt, toTrainingMessage } from '../pipeline/training-messa
 import { WorkingSet } from '../pipeline/working-set.js';
 import type { Message } from '../pipeline/stage.js';
 import { curate, prng, words } from './support/pipeline.js';
+import { locateRealdata, REALDATA_PATH, writeRealdataInputs } from './support/realdata.js';
+import { runConfigFile } from '../pipeline/runner.js';
 import { jsonl, tempDir } from './support/tmp.js';
 
 const dir = tempDir('logcurate-precount-');
+const realdata = locateRealdata();
+if (!realdata && !process.env.CI) console.warn(`[precount.test] real-data run SKIPPED: ${REALDATA_PATH} not found (set CI=1 to make this a failure)`);
 
 /** Conversations in every shape emit turns into training messages. */
 function shapes(): Record<string, unknown>[] {
@@ -252,4 +256,48 @@ describe('counting tokens ahead of emit', () => {
       delete process.env.LOGCURATE_TOKEN_WORKER;
     }
   });
+
+  it.skipIf(!realdata && !process.env.CI)('on the public datasets, a first run counting ahead writes what a run without a token worker writes', async () => {
+    expect(realdata, `real data missing at ${REALDATA_PATH}`).not.toBeNull();
+    const base = join(dir, 'realdata');
+    const { files } = await writeRealdataInputs(join(base, 'in'));
+    const run = async (name: string): Promise<{ out: string; stats: { counted_ahead: number; misses: number } }> => {
+      const at = join(base, name);
+      cpSync(join(base, 'in'), join(at, 'in'), { recursive: true });
+      const config = {
+        name: 'realdata-ahead',
+        seed: 3,
+        inputs: [...files.filter((f) => f.format !== 'feedback').map((f) => `in/${f.path.split('/').pop()}`), { path: 'in/realdata-feedback.jsonl', format: 'feedback' }],
+        stages: [
+          { dedupe: { method: 'exact', key: 'prompt' } },
+          { system_prompt: { mode: 'if_missing', text: 'You are a helpful assistant.' } },
+          { split: { test_fraction: 0.1 } },
+          { emit: { dir: 'out', model: 'gpt-4o-mini-2024-07-18', report: false } },
+        ],
+      };
+      writeFileSync(join(at, 'config.json'), JSON.stringify(config));
+      await runConfigFile(join(at, 'config.json'), { db: join(at, 'store.db') });
+      const db = new Database(join(at, 'store.db'), { readonly: true });
+      try {
+        const stats = JSON.parse(db.prepare(`SELECT stats_json FROM run_stages WHERE name = 'emit'`).pluck().get() as string);
+        return { out: join(at, 'out'), stats: stats.token_cache };
+      } finally {
+        db.close();
+      }
+    };
+    const ahead = await run('ahead');
+    expect(ahead.stats.counted_ahead).toBeGreaterThan(1000);
+    expect(ahead.stats.counted_ahead).toBe(ahead.stats.misses);
+    process.env.LOGCURATE_TOKEN_WORKER = '0';
+    try {
+      const inline = await run('inline');
+      expect(inline.stats.counted_ahead).toBe(0);
+      for (const f of ['train.jsonl', 'test.jsonl', 'manifest.json']) {
+        const text = (out: string): string => readFileSync(join(out, f), 'utf8').replace(/"(id|started_at|finished_at|path)": "[^"]*"/g, '');
+        expect(text(inline.out), f).toBe(text(ahead.out));
+      }
+    } finally {
+      delete process.env.LOGCURATE_TOKEN_WORKER;
+    }
+  }, 120_000);
 });
