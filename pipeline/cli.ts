@@ -3,7 +3,7 @@
  * The command line (SPEC §1). Thin: it parses arguments and calls the same functions a library user would.
  * stdout carries the summary or exactly one JSON document; progress and logs go to stderr.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Option } from './vendor.js';
 import { realpathSync, writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';

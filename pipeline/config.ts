@@ -4,8 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import YAML, { LineCounter } from 'yaml';
-import { z } from 'zod';
+import { LineCounter, YAML, z } from './vendor.js';
 import { configSchema, type ConfigFile } from '../schemas/config.js';
 import { formatPath } from '../schemas/log-record.js';
 import { sha256Hex } from './canonical.js';

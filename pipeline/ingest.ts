@@ -10,8 +10,8 @@ import { createReadStream, statSync, type BigIntStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ownerAlive } from './owner.js';
-import { parse as parseCsv } from 'csv-parse';
-import { glob, isDynamicPattern } from 'tinyglobby';
+import type { Options as CsvOptions } from 'csv-parse';
+import { glob, isDynamicPattern, parseCsv } from './vendor.js';
 import { resolve, isAbsolute } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
@@ -429,7 +429,7 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
         // A malformed record is quarantined whole, not dropped.
         skipped.push({ lineNo: err.lines ?? lastLine + 1, raw: Buffer.from(err.raw ?? ''), csvError: `CSV: ${err.message}` });
       },
-    } as import("csv-parse").Options),
+    } as CsvOptions),
   );
   for await (const rec of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number } }>) {
     while (skipped.length) yield skipped.shift()!;

@@ -2,7 +2,7 @@
  * Progress on stderr (SPEC §1): a live bar on a terminal, plain periodic lines when stderr is not a terminal
  * (cron logs), nothing with --quiet. stdout stays reserved for the summary or the one JSON document.
  */
-import cliProgress from 'cli-progress';
+import { cliProgress } from './vendor.js';
 
 export interface TaskOptions {
   readonly total?: number;
