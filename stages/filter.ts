@@ -1,5 +1,5 @@
 /** filter — keeps conversations that pass every condition given (SPEC §3). */
-import { z } from '../pipeline/vendor.js';
+import { z } from '../pipeline/vendor-zod.js';
 import { feedbackAggregateSchema, regexSchema } from '../schemas/config.js';
 import { defineStage, type Message, type ScanField } from '../pipeline/stage.js';
 import { parseTimestamp } from '../pipeline/records.js';

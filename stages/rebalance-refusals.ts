@@ -4,7 +4,8 @@
  * feedback first until each group's rate is at most the target; with allow_drop_non_refusals, non-refusals
  * are dropped likewise when a group's rate is under it.
  */
-import { aq, z } from '../pipeline/vendor.js';
+import { aq } from '../pipeline/vendor.js';
+import { z } from '../pipeline/vendor-zod.js';
 import { regexSchema } from '../schemas/config.js';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';

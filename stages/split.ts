@@ -12,7 +12,8 @@
  * (a greeting, "thanks"): on production-shaped logs those few turns glued 54% of 200,000 conversations into one
  * component, which then put half the data in test whatever test_fraction said.
  */
-import { aq, z } from '../pipeline/vendor.js';
+import { aq } from '../pipeline/vendor.js';
+import { z } from '../pipeline/vendor-zod.js';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { SeededUnits } from '../pipeline/normalize.js';
 import { HashIndex } from '../pipeline/hash-index.js';
