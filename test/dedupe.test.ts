@@ -176,15 +176,34 @@ describe('dedupe: near, with signatures on a worker thread', () => {
     }
     for (let u = 0; u < 300; u++) logs.push(chat(`u${u}`, words(rand, 60).join(' '), `unrelated ${u}`));
     const stages = [{ dedupe: { method: 'near', key: 'prompt' } }];
-    const threaded = await curate(root, { logs, stages });
+    // 1,200 live conversations: below WORKER_MIN_DOCS, so the worker is used only when forced.
+    process.env.LOGCURATE_SIGNATURE_WORKER = '1';
+    let threaded: Awaited<ReturnType<typeof curate>>;
+    try {
+      threaded = await curate(root, { logs, stages });
+    } finally {
+      delete process.env.LOGCURATE_SIGNATURE_WORKER;
+    }
     expect(threaded.dropped).toEqual(expected);
     expect(workerBatches(threaded.out)).toBeGreaterThan(0);
-    process.env.LOGCURATE_SIGNATURE_WORKER = '0';
+    for (const mode of ['0', undefined]) {
+      if (mode !== undefined) process.env.LOGCURATE_SIGNATURE_WORKER = mode;
+      try {
+        const inline = await curate(root, { logs, stages });
+        expect(inline.dropped).toEqual(threaded.dropped);
+        expect(inline.trainIds).toEqual(threaded.trainIds);
+        expect(workerBatches(inline.out)).toBe(0);
+      } finally {
+        delete process.env.LOGCURATE_SIGNATURE_WORKER;
+      }
+    }
+  });
+
+  it('refuses a LOGCURATE_SIGNATURE_WORKER value other than 0 or 1, naming it', async () => {
+    const logs = [chat('a', 'one two three four five six', 'x'), chat('b', 'one two three four five seven', 'y')];
+    process.env.LOGCURATE_SIGNATURE_WORKER = 'yes';
     try {
-      const inline = await curate(root, { logs, stages });
-      expect(inline.dropped).toEqual(threaded.dropped);
-      expect(inline.trainIds).toEqual(threaded.trainIds);
-      expect(workerBatches(inline.out)).toBe(0);
+      await expect(curate(root, { logs, stages: [{ dedupe: { method: 'near', key: 'prompt' } }] })).rejects.toThrow(/LOGCURATE_SIGNATURE_WORKER=yes: expected 0 .* or 1/);
     } finally {
       delete process.env.LOGCURATE_SIGNATURE_WORKER;
     }
