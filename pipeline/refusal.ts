@@ -22,28 +22,6 @@
  *
  * Measured precision/recall on hand-labelled hh-rlhf data: see bench/refusal-eval.ts.
  */
-import v8 from 'node:v8';
-
-/**
- * V8 runs a regular expression first in its bytecode interpreter and compiles it to machine code once it has run
- * ("tier-up"). For the detector's alternations of hundreds of phrases the bytecode compile is the slow part: the
- * first detections in a process took ~85 ms, two of them 30–45 ms each, against ~22 ms with the expressions
- * compiled to machine code at once (--no-regexp-tier-up). Every process and worker that detects refusals paid
- * it; the bundled sample's run (npm start's config) went 684 -> 607 ms mean over five alternating rounds. What a
- * regex matches does not depend on the tier. The flag is process-wide, so other regexes compiled later skip the
- * interpreter too; one that runs once then costs a native compile of microseconds more, and hot ones end up
- * compiled either way.
- */
-let nativeRegexps = false;
-function compileRegexpsNatively(): void {
-  if (nativeRegexps) return;
-  nativeRegexps = true;
-  try {
-    v8.setFlagsFromString('--no-regexp-tier-up');
-  } catch {
-    // A runtime that refuses the flag still matches the same; only its first detections are slower.
-  }
-}
 
 export interface RefusalDetectorOptions {
   /** Include the curated default phrase list (default true). */
@@ -362,7 +340,6 @@ function apologyThenRefusal(apology: RegExp, neg: RegExp, norm: string): boolean
  * regular expression, naming the pattern and its index.
  */
 export function createRefusalDetector(opts: RefusalDetectorOptions = {}): (text: string) => boolean {
-  compileRegexpsNatively();
   const useDefault = opts.useDefault ?? true;
   const extra = (opts.extraPhrases ?? []).map(phraseToSource);
   const opening = compileAlternation([...(useDefault ? OPENING_PHRASES : []), ...extra], true);
