@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, YAML } from './vendor.js';
-import { z } from './vendor-zod.js';
+import { z } from 'zod';
 import { configSchema, type ConfigFile } from '../schemas/config.js';
 import { formatPath } from '../schemas/log-record.js';
 import { sha256Hex } from './canonical.js';

@@ -2,7 +2,7 @@
  * The curation config (SPEC §3), top level. Each stage's params schema lives with its stage in `stages/`;
  * the loader (pipeline/config.ts) validates `stages` item by item against the registry.
  */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { INPUT_FORMATS } from './log-record.js';
 
 export const inputSchema = z.union(

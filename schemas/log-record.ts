@@ -2,7 +2,7 @@
  * The shapes of logged conversations we accept (SPEC §2). These schemas only *validate*: ingest keeps the
  * value JSON.parse produced (zod drops `__proto__` keys, and text must be stored exactly as it came).
  */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 
 export const ROLES = ['system', 'user', 'assistant', 'tool', 'function'] as const;
 export type Role = (typeof ROLES)[number];

@@ -2,7 +2,7 @@
  * manifest.json (SPEC §4, manifest_version 1): what job-submission tools read. Validated before it is written.
  * Fixed keys are required; a few keys of our own are added beside them (SPEC: more keys may be added).
  */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 
 const count = z.number().int().min(0);
 const rate = z.number().min(0).max(1);

@@ -3,7 +3,7 @@
  * pipeline/validate.ts reports OpenAI's error kinds by hand (a zod issue does not map onto them); the
  * constants below are shared with it so the two cannot drift apart.
  */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { ROLES } from './message-keys.js';
 
 // In a module of their own, without zod, so that emit's token worker can load them cheaply.

@@ -1,5 +1,5 @@
-// Build step after tsc: bundles dist/pipeline/vendor.js and vendor-zod.js (they re-export every third-party
-// module the commands load at start) into one file each, so that Node loads two modules instead of ~380. See
+// Build step after tsc: bundles dist/pipeline/vendor.js (pipeline/vendor.ts re-exports the third-party modules
+// the commands load at start, zod excepted) into one file, so that Node loads one module instead of ~290. See
 // pipeline/vendor.ts.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
@@ -7,21 +7,19 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-for (const name of ['vendor', 'vendor-zod']) {
-  const file = join(root, 'dist', 'pipeline', `${name}.js`);
-  await build({
-    absWorkingDir: root,
-    entryPoints: [file],
-    outfile: file,
-    allowOverwrite: true,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    // Some of the packages are CommonJS and call require() for Node's own modules; an ES module has no require.
-    banner: { js: "import { createRequire as __vendorRequire } from 'node:module'; const require = __vendorRequire(import.meta.url);" },
-    logLevel: 'warning',
-  });
-  // tsc's source map described the unbundled file.
-  rmSync(`${file}.map`, { force: true });
-}
+const file = join(root, 'dist', 'pipeline', 'vendor.js');
+await build({
+  absWorkingDir: root,
+  entryPoints: [file],
+  outfile: file,
+  allowOverwrite: true,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // Some of the packages are CommonJS and call require() for Node's own modules; an ES module has no require.
+  banner: { js: "import { createRequire as __vendorRequire } from 'node:module'; const require = __vendorRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
+// tsc's source map described the unbundled file.
+rmSync(`${file}.map`, { force: true });

@@ -3,7 +3,7 @@
  * LSH banding over word shingles (pipeline/minhash.ts explains the parameters), verified against the
  * threshold. Each cluster keeps one conversation by `keep`; the others get `duplicate_of:<kept id>`.
  */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { keyText } from '../pipeline/messages.js';
 import { normalizeText } from '../pipeline/normalize.js';

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { defineStage, type Message } from '../pipeline/stage.js';
 import { resolveModel } from '../pipeline/models.js';
 import { countCompletionTokens, countExampleTokens, lazyTokenizer, type Tokenizer } from '../pipeline/tokens.js';

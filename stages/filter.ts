@@ -1,5 +1,5 @@
 /** filter — keeps conversations that pass every condition given (SPEC §3). */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { feedbackAggregateSchema, regexSchema } from '../schemas/config.js';
 import { defineStage, type Message, type ScanField } from '../pipeline/stage.js';
 import { parseTimestamp } from '../pipeline/records.js';

@@ -5,7 +5,7 @@
  * are dropped likewise when a group's rate is under it.
  */
 import { aq } from '../pipeline/vendor.js';
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { regexSchema } from '../schemas/config.js';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { createRefusalDetector, normalizeApostrophes } from '../pipeline/refusal.js';

@@ -1,5 +1,5 @@
 /** redact_pii — replace PII with placeholders, or drop conversations that contain it (SPEC §3). */
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { ROLES } from '../schemas/log-record.js';
 import { defineStage, type Message } from '../pipeline/stage.js';
 import { findPii, PII_KINDS, redactPii, type PiiKind } from '../pipeline/pii.js';

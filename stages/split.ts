@@ -13,7 +13,7 @@
  * component, which then put half the data in test whatever test_fraction said.
  */
 import { aq } from '../pipeline/vendor.js';
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { SeededUnits } from '../pipeline/normalize.js';
 import { HashIndex } from '../pipeline/hash-index.js';

@@ -1,7 +1,7 @@
 /** system_prompt — inject, replace or remove the system message (SPEC §3). A lazy transform: nothing is copied. */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { z } from '../pipeline/vendor-zod.js';
+import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { UsageError } from '../pipeline/errors.js';
 import { applySystemPrompt } from '../pipeline/training-message.js';
