@@ -4,9 +4,9 @@
  * ~290 small modules arquero, yaml, commander and the rest are published as.
  *
  * zod is not here: bundled, it cost the 1M bench's near run ~30 MB more peak memory (warm near runs on copies of
- * one store, alternating: 432–469 MB with zod bundled, 422–426 MB with the rest bundled and zod not, 427–438 MB
- * with nothing bundled; why is not known), and that target is within a few percent. Importing zod as published
- * costs a command ~35 ms more than bundled.
+ * one store, alternating: 432–501 MB, median 457, with zod bundled; 422–426 MB with the rest bundled and zod not;
+ * 413–438 MB with nothing bundled; why is not known), and that target is within a few percent. Importing zod as
+ * published costs a command ~35 ms more than bundled.
  *
  * Import these packages from here, never directly (test/vendor.test.ts checks): a direct import would load a
  * second copy of the package beside the bundled one, and classes such as CommanderError would no longer match.
