@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { ownerAlive } from './owner.js';
 import type { Options as CsvOptions } from 'csv-parse';
 import { glob, isDynamicPattern, parseCsv } from './vendor.js';
+import { envSwitch } from './env.js';
 import { resolve, isAbsolute } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
@@ -475,10 +476,7 @@ const GROUP_MS = 2000;
 /** Whether to try a bulk load (bulk-load.ts; it only begins in an empty store). */
 function wantBulkLoad(opts: IngestOptions, bytes: number): boolean {
   if (opts.bulk !== undefined) return opts.bulk;
-  const env = process.env.LOGCURATE_INGEST_BULK;
-  if (env === '0' || env === '1') return env === '1';
-  if (env !== undefined && env !== '') throw new UsageError(`LOGCURATE_INGEST_BULK: expected 0 or 1, got ${JSON.stringify(env)}`);
-  return bytes >= BULK_MIN_BYTES;
+  return envSwitch('LOGCURATE_INGEST_BULK') ?? bytes >= BULK_MIN_BYTES;
 }
 
 function commitLines(opts: IngestOptions): number {

@@ -11,7 +11,7 @@ import { NearDuplicateIndex, signatureBytes } from '../pipeline/minhash.js';
 import { BatchWorker } from '../pipeline/batch-worker.js';
 import { collectGarbageNow } from '../pipeline/memory.js';
 import { HashIndex } from '../pipeline/hash-index.js';
-import { UsageError } from '../pipeline/errors.js';
+import { envSwitch } from '../pipeline/env.js';
 
 export const dedupeParams = z.strictObject({
   method: z.enum(['exact', 'near']).default('exact'),
@@ -185,12 +185,9 @@ class SignatureBatches {
     private readonly index: NearDuplicateIndex,
     expectedDocs: number,
   ) {
-    const mode = process.env.LOGCURATE_SIGNATURE_WORKER;
-    if (mode !== undefined && mode !== '' && mode !== '0' && mode !== '1') {
-      throw new UsageError(`LOGCURATE_SIGNATURE_WORKER=${mode}: expected 0 (sign on the main thread) or 1 (sign on a worker thread)`);
-    }
+    const forced = envSwitch('LOGCURATE_SIGNATURE_WORKER');
     this.worker = new BatchWorker('signature-worker', 'LOGCURATE_SIGNATURE_WORKER', null);
-    this.threaded = this.worker.available && (mode === '1' || expectedDocs >= WORKER_MIN_DOCS);
+    this.threaded = this.worker.available && (forced ?? expectedDocs >= WORKER_MIN_DOCS);
   }
 
   async add(text: string): Promise<void> {
