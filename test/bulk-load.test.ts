@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { ingest, type IngestOptions } from '../pipeline/ingest.js';
 import { hash32, UniqueKeys } from '../pipeline/bulk-load.js';
 import { openStore } from '../pipeline/store.js';
+import { orphanFeedbackQuery, storeStats, type StoreStats } from '../pipeline/stats.js';
 import { CLI, jsonl, tempDir } from './support/tmp.js';
 
 const dir = tempDir('logcurate-bulk-');
@@ -236,6 +237,35 @@ describe('bulk load: other processes', () => {
     expect(r.totals).toMatchObject({ inserted: 300, quarantined: 64 });
     expect(uniqueIndexes(path)).toEqual(['conversations_id', 'feedback_event_key']);
     expect(tables(path).conversations).toEqual(tables(clean).conversations);
+  });
+
+  it('stats during a load (its indexes dropped) gives the figures it gives after, with no scan of the conversations per event', async () => {
+    const path = storePath();
+    await load(path, [file('stats.jsonl', trickyLogs())], { bulk: false });
+    const statsOf = async (): Promise<{ stats: StoreStats; plan: string[] }> => {
+      const store = openStore(path);
+      try {
+        const { sql: text, parameters } = orphanFeedbackQuery(await store.kysely()).compile();
+        const plan = store.sqlite.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...parameters) as { detail: string }[];
+        return { stats: await storeStats(store), plan: plan.map((p) => p.detail) };
+      } finally {
+        await store.close();
+      }
+    };
+    const before = await statsOf();
+    // trickyLogs logs feedback for ids it never logs: 89 events (i % 17 === 0 for i < 1,500).
+    expect(before.stats.orphan_feedback_events).toBe(89);
+    const owner = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      holdBulkLoad(path, owner.pid!);
+      const during = await statsOf();
+      expect(during.stats).toEqual(before.stats);
+      // SQLite reads the ids once (a list it builds), never the conversations again for each feedback event.
+      expect(during.plan.join(' | ')).not.toMatch(/CORRELATED/);
+      expect(during.plan.join(' | ')).toMatch(/LIST SUBQUERY/);
+    } finally {
+      owner.kill('SIGKILL');
+    }
   });
 });
 
