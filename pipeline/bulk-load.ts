@@ -11,11 +11,15 @@
  * other ingest meeting that record waits for the load to end; if its process is gone (kill -9), the next ingest
  * builds the indexes itself and carries on as usual. Reads (runs, stats, explain) need no waiting: the indexes
  * only speed up their lookups.
+ *
+ * The load writes with a rollback journal instead of WAL when no other connection has the store open (store.ts
+ * useRollbackJournal): each new page is then written once. Reads still need no waiting for the load to end, but
+ * each read statement and each of the load's commits wait for one another.
  */
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
 import { ownerAlive } from './owner.js';
-import { UNIQUE_KEY_INDEXES } from './store.js';
+import { endRollbackJournal, UNIQUE_KEY_INDEXES, useRollbackJournal } from './store.js';
 import { JobError } from './errors.js';
 import { fmix32 } from './normalize.js';
 
@@ -69,11 +73,14 @@ export function settleBulkLoad(db: Database.Database, waiting: (message: string)
     }
     // Its process is gone: what it committed is consistent (UniqueKeys kept the keys unique), so only the
     // indexes are missing. The check is repeated under the write lock, so two processes never both repair.
-    db.transaction(() => {
+    const repaired = db.transaction((): boolean => {
       const still = loadOwner(db);
-      if (still === undefined || ownerAlive(still.pid, still.host)) return;
+      if (still === undefined || ownerAlive(still.pid, still.host)) return false;
       buildIndexes(db);
+      return true;
     }).immediate();
+    // It may have died after this connection opened the store, with the store still in its rollback journal.
+    if (repaired) endRollbackJournal(db);
   }
 }
 
@@ -86,10 +93,11 @@ let activeLoad: Database.Database | null = null;
 
 /**
  * Starts a bulk load if the store holds no conversations and no feedback (its first ingest): drops the unique
- * indexes and records this process as the loader, in one transaction. False: load row by row as usual.
+ * indexes and records this process as the loader, in one transaction, then leaves WAL for a rollback journal if
+ * it can. False: load row by row as usual.
  */
-export function beginBulkLoad(db: Database.Database): boolean {
-  return db.transaction((): boolean => {
+export function beginBulkLoad(db: Database.Database): { rollbackJournal: boolean } | false {
+  const begun = db.transaction((): boolean => {
     if (loadOwner(db) !== undefined) return false;
     const empty = db.prepare(`SELECT NOT EXISTS (SELECT 1 FROM conversations) AND NOT EXISTS (SELECT 1 FROM feedback)`).pluck().get() === 1;
     if (!empty) return false;
@@ -98,14 +106,22 @@ export function beginBulkLoad(db: Database.Database): boolean {
     activeLoad = db;
     return true;
   }).immediate();
+  return begun && { rollbackJournal: useRollbackJournal(db) };
 }
 
-/** Ends this process's bulk load: builds the unique indexes and clears the record, in one transaction. */
+/**
+ * Ends this process's bulk load: builds the unique indexes and clears the record, in one transaction, and returns
+ * the store to WAL.
+ */
 export function finishBulkLoad(db: Database.Database): void {
-  // A group left open by a failure is rolled back, as a crash would have it.
-  if (db.inTransaction) db.exec('ROLLBACK');
-  db.transaction(() => buildIndexes(db)).immediate();
-  activeLoad = null;
+  try {
+    // A group left open by a failure is rolled back, as a crash would have it.
+    if (db.inTransaction) db.exec('ROLLBACK');
+    db.transaction(() => buildIndexes(db)).immediate();
+  } finally {
+    activeLoad = null;
+    endRollbackJournal(db);
+  }
 }
 
 function buildIndexes(db: Database.Database): void {

@@ -8,6 +8,7 @@ import type { Generated, Kysely } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { JobError } from './errors.js';
+import { ownerAlive } from './owner.js';
 
 export interface IngestFilesTable {
   id: Generated<number>;
@@ -462,15 +463,12 @@ export function openStore(path: string): Store {
   } catch (err) {
     throw new JobError(`${abs}: cannot open the store: ${(err as Error).message}`);
   }
-  sqlite.pragma('busy_timeout = 30000');
+  sqlite.pragma(`busy_timeout = ${BUSY_MS}`);
   // 16 KB pages for a new store (a no-op on an existing one): rows carry kilobytes of message JSON, and on the
   // 200k bench ingest took 7.8 s instead of 9.1 s with 4 KB pages, runs unchanged. Must precede WAL mode.
   sqlite.pragma('page_size = 16384');
-  // Two processes creating a new store at once race for the exclusive lock this needs, and SQLite reports that
-  // as SQLITE_BUSY without consulting the busy handler: retry it for as long as the busy timeout would wait.
-  retryWhileBusy(() => sqlite.pragma('journal_mode = WAL'), 30_000);
-  // NORMAL in WAL mode is durable against process crashes (kill -9); only an OS crash can lose the last commit.
-  sqlite.pragma('synchronous = NORMAL');
+  if (loadingWithRollbackJournal(sqlite, abs)) sqlite.pragma('synchronous = FULL');
+  else useWal(sqlite);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('cache_size = -65536');
   sqlite.pragma('temp_store = MEMORY');
@@ -492,6 +490,111 @@ export function openStore(path: string): Store {
       else sqlite.close();
     },
   };
+}
+
+/**
+ * The store's usual journal: WAL, so that readers never wait for a writer nor a writer for readers; synchronous
+ * NORMAL, which in WAL mode is durable against process crashes (kill -9): only an OS crash can lose the last commit.
+ */
+export function useWal(sqlite: Database.Database): void {
+  sqlite.pragma(`busy_timeout = ${BUSY_MS}`);
+  // Two processes creating a new store at once race for the exclusive lock this needs, and SQLite reports that
+  // as SQLITE_BUSY without consulting the busy handler: retry it for as long as the busy timeout would wait.
+  retryWhileBusy(() => sqlite.pragma('journal_mode = WAL'), BUSY_MS);
+  sqlite.pragma('synchronous = NORMAL');
+}
+
+/** How long a statement waits for another connection's lock (SQLite's busy timeout). */
+const BUSY_MS = 30_000;
+
+/**
+ * The busy timeout of a bulk load with a rollback journal: its commits wait for every read under way to end, and
+ * an outside connection may hold one for long (a transaction left open, a cursor not read to its end).
+ */
+const LOAD_BUSY_MS = 10 * 60_000;
+
+/** How long a commit of such a load waits before it says that it is waiting for reads. */
+const LOAD_QUIET_MS = 2_000;
+
+/** The stores this process is bulk-loading with a rollback journal (absolute paths; see useRollbackJournal). */
+const rollbackLoads = new Set<string>();
+
+/**
+ * For a bulk load (bulk-load.ts, a store's first ingest, which only appends): a rollback journal instead of WAL,
+ * so that SQLite writes each new page once, into the file, instead of into the WAL and then again into the file
+ * at each checkpoint (cold 200k ingest ~8 % faster: README, the eighteenth round). synchronous FULL, as SQLite
+ * advises outside WAL, so that an OS crash cannot corrupt the store either. Only when this is the only
+ * connection to the store: SQLite refuses to leave WAL otherwise (false: the load goes on in WAL).
+ *
+ * Out of WAL, a reader and the loader wait for each other: a read waits out a commit of the loader (a group of a
+ * few thousand lines), under the busy timeout, and the loader's writes wait out the reads under way, for up to
+ * LOAD_BUSY_MS (commitPastReads says so). A command opening the store meanwhile leaves its journal alone
+ * (openStore); endRollbackJournal returns it to WAL.
+ */
+export function useRollbackJournal(sqlite: Database.Database): boolean {
+  try {
+    if (sqlite.pragma('journal_mode = DELETE', { simple: true }) !== 'delete') return false;
+  } catch (err) {
+    if (isBusy(err)) return false;
+    throw err;
+  }
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma(`busy_timeout = ${LOAD_BUSY_MS}`);
+  rollbackLoads.add(sqlite.name);
+  return true;
+}
+
+/**
+ * COMMIT. In a bulk load with a rollback journal, a commit must wait for the reads under way (WAL commits never
+ * do): one still waiting after LOAD_QUIET_MS says so through `say`, and goes on waiting for up to LOAD_BUSY_MS
+ * (SQLite keeps a transaction whose COMMIT found the store busy open, to be committed again).
+ */
+export function commitPastReads(sqlite: Database.Database, say: (message: string) => void): void {
+  if (!rollbackLoads.has(sqlite.name)) {
+    sqlite.exec('COMMIT');
+    return;
+  }
+  sqlite.pragma(`busy_timeout = ${LOAD_QUIET_MS}`);
+  try {
+    sqlite.exec('COMMIT');
+    return;
+  } catch (err) {
+    if (!isBusy(err)) throw err;
+  } finally {
+    sqlite.pragma(`busy_timeout = ${LOAD_BUSY_MS}`);
+  }
+  say(
+    `${sqlite.name}: waiting for other connections to end their reads of the store (up to ${LOAD_BUSY_MS / 60_000} minutes): ` +
+      `its first ingest writes with a rollback journal and commits only between reads; LOGCURATE_INGEST_BULK=0 loads in WAL instead, beside any reads`,
+  );
+  sqlite.exec('COMMIT');
+}
+
+/**
+ * Back to WAL after a bulk load. If readers keep the store busy past the busy timeout, it is left as it is: the
+ * next command to open the store switches it (openStore), since no load is underway any more.
+ */
+export function endRollbackJournal(sqlite: Database.Database): void {
+  rollbackLoads.delete(sqlite.name);
+  try {
+    useWal(sqlite);
+  } catch (err) {
+    if (!isBusy(err)) throw err;
+  }
+}
+
+/**
+ * Whether the store is in a rollback journal for a bulk load that is still underway — this process's own, or one
+ * whose process lives — so that opening it must not switch it back to WAL: that would wait for the loader's write
+ * lock and then make it write every page twice again. Any other store out of WAL (a load whose process died,
+ * leaving a hot journal that SQLite rolls back on this first read) goes back to WAL.
+ */
+function loadingWithRollbackJournal(sqlite: Database.Database, path: string): boolean {
+  if (rollbackLoads.has(path)) return true;
+  if (sqlite.pragma('journal_mode', { simple: true }) === 'wal') return false;
+  if (sqlite.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bulk_load'`).get() === undefined) return false;
+  const owner = sqlite.prepare(`SELECT pid, host FROM bulk_load LIMIT 1`).get() as { pid: number; host: string } | undefined;
+  return owner !== undefined && ownerAlive(owner.pid, owner.host);
 }
 
 /**

@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { ingest, type IngestOptions } from '../pipeline/ingest.js';
-import { hash32, UniqueKeys } from '../pipeline/bulk-load.js';
-import { openStore } from '../pipeline/store.js';
+import { beginBulkLoad, finishBulkLoad, hash32, UniqueKeys } from '../pipeline/bulk-load.js';
+import { openStore, type Store } from '../pipeline/store.js';
 import { orphanFeedbackQuery, storeStats, type StoreStats } from '../pipeline/stats.js';
 import { CLI, jsonl, tempDir } from './support/tmp.js';
+import { silentProgress } from '../pipeline/progress.js';
 
 const dir = tempDir('logcurate-bulk-');
 let n = 0;
@@ -76,6 +78,16 @@ function uniqueIndexes(path: string): unknown[] {
   }
 }
 
+/** The journal mode the store's file header gives (a new connection reads it from there). */
+function journalOf(path: string): string {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.pragma('journal_mode', { simple: true }) as string;
+  } finally {
+    db.close();
+  }
+}
+
 async function load(path: string, inputs: string[], opts: IngestOptions) {
   const store = openStore(path);
   try {
@@ -90,7 +102,7 @@ describe('bulk load', () => {
     const p = file('tricky.jsonl', trickyLogs());
     const rowByRow = storePath();
     const bulk = storePath();
-    const seen: { indexes: unknown[]; loads: unknown }[] = [];
+    const seen: { indexes: unknown[]; loads: unknown; journal: unknown }[] = [];
     const a = await load(rowByRow, [p], { bulk: false });
     const b = await load(bulk, [p], {
       bulk: true,
@@ -99,13 +111,16 @@ describe('bulk load', () => {
         seen.push({
           indexes: db.prepare(`SELECT name FROM sqlite_master WHERE name IN ('conversations_id', 'feedback_event_key')`).pluck().all(),
           loads: db.prepare(`SELECT count(*) FROM bulk_load`).pluck().get(),
+          journal: db.pragma('journal_mode', { simple: true }),
         });
         db.close();
       },
     });
-    // The load really ran without the indexes, recorded as a bulk load.
+    // The load really ran without the indexes, recorded as a bulk load, with a rollback journal (the loader was the
+    // store's one connection between batches); the store is in WAL again after it.
     expect(seen.length).toBeGreaterThan(10);
-    expect(seen.every((s) => s.indexes.length === 0 && s.loads === 1)).toBe(true);
+    expect(seen.every((s) => s.indexes.length === 0 && s.loads === 1 && s.journal === 'delete')).toBe(true);
+    expect(journalOf(bulk)).toBe('wal');
     expect(b.totals).toEqual(a.totals);
     expect(a.totals.already_present).toBeGreaterThan(300);
     expect(a.totals.quarantined).toBeGreaterThan(100);
@@ -130,6 +145,92 @@ describe('bulk load', () => {
     const r = await load(path, [second], { bulk: true, afterBatch: () => seen.push(uniqueIndexes(path)) });
     expect(seen).toEqual([['conversations_id', 'feedback_event_key']]);
     expect(r.totals).toMatchObject({ inserted: 1, already_present: 1 });
+  });
+
+  it('writes with a rollback journal only as the store\'s one connection: with another open, it loads in WAL', async () => {
+    const p = file('shared.jsonl', trickyLogs());
+    const rowByRow = storePath();
+    await load(rowByRow, [p], { bulk: false });
+    const path = storePath();
+    await (openStore(path).close());
+    // Another connection that has read the store (so holds it open in WAL mode), as another process's would.
+    const other = new Database(path);
+    try {
+      expect(other.prepare(`SELECT count(*) FROM conversations`).pluck().get()).toBe(0);
+      const seen: unknown[] = [];
+      await load(path, [p], { bulk: true, afterBatch: () => seen.push([journalOf(path), uniqueIndexes(path).length]) });
+      expect(seen.length).toBeGreaterThan(10);
+      expect(seen.every((s) => JSON.stringify(s) === JSON.stringify(['wal', 0]))).toBe(true);
+    } finally {
+      other.close();
+    }
+    expect(journalOf(path)).toBe('wal');
+    expect(tables(path)).toEqual(tables(rowByRow));
+  });
+
+  it('a rollback-journal load waits for an outside read to end before it commits, saying so', async () => {
+    const p = file('outside-read.jsonl', trickyLogs());
+    const rowByRow = storePath();
+    await load(rowByRow, [p], { bulk: false });
+    const path = storePath();
+    const flag = join(dir, `reading-${n}`);
+    // Another process reads the store in a transaction of its own and holds it 3.5 s: past LOAD_QUIET_MS (2 s).
+    const reader = `
+      const Database = require('better-sqlite3');
+      const db = new Database(${JSON.stringify(path)});
+      db.exec('BEGIN');
+      db.prepare('SELECT count(*) FROM conversations').get();
+      require('node:fs').writeFileSync(${JSON.stringify(flag)}, '');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3500);
+      db.exec('COMMIT');`;
+    let child: ReturnType<typeof spawn> | undefined;
+    let exited: Promise<unknown> = Promise.resolve();
+    const said: string[] = [];
+    const started = Date.now();
+    const r = await load(path, [p], {
+      bulk: true,
+      commitLines: 1_000_000,
+      progress: { ...silentProgress, log: (m: string) => said.push(m) },
+      afterBatch: () => {
+        if (child) return;
+        child = spawn(process.execPath, ['-e', reader], { stdio: 'ignore' });
+        exited = new Promise((resolve) => child!.on('exit', resolve));
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        while (!existsSync(flag) && Date.now() - started < 20_000) Atomics.wait(pause, 0, 0, 5);
+        expect(journalOf(path)).toBe('delete');
+      },
+    });
+    expect(await exited).toBe(0);
+    expect(said.filter((m) => m.includes('waiting for other connections to end their reads of the store'))).toHaveLength(1);
+    expect(said.join('\n')).toMatch(/LOGCURATE_INGEST_BULK=0/);
+    expect(r.totals).toEqual((await load(storePath(), [p], { bulk: false })).totals);
+    expect(tables(path)).toEqual(tables(rowByRow));
+    expect(journalOf(path)).toBe('wal');
+  });
+
+  it('a rollback-journal load syncs fully and waits long for reads; opening its store meanwhile in this process leaves the journal alone', async () => {
+    const path = storePath();
+    const store = openStore(path);
+    try {
+      expect(store.sqlite.pragma('synchronous', { simple: true })).toBe(1); // NORMAL, in WAL
+      expect(beginBulkLoad(store.sqlite)).toEqual({ rollbackJournal: true });
+      expect(store.sqlite.pragma('journal_mode', { simple: true })).toBe('delete');
+      expect(store.sqlite.pragma('synchronous', { simple: true })).toBe(2); // FULL, as SQLite advises outside WAL
+      // Its writes wait out reads under way for up to 10 minutes, not 30 s.
+      expect(store.sqlite.pragma('busy_timeout', { simple: true })).toBe(600_000);
+      const again = openStore(path);
+      expect(again.sqlite.pragma('journal_mode', { simple: true })).toBe('delete');
+      expect(again.sqlite.pragma('synchronous', { simple: true })).toBe(2);
+      await again.close();
+      finishBulkLoad(store.sqlite);
+      expect(store.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(store.sqlite.pragma('synchronous', { simple: true })).toBe(1);
+      expect(store.sqlite.pragma('busy_timeout', { simple: true })).toBe(30_000);
+    } finally {
+      await store.close();
+    }
+    expect(journalOf(path)).toBe('wal');
+    expect(uniqueIndexes(path)).toEqual(['conversations_id', 'feedback_event_key']);
   });
 
   it('after a failure mid-load builds the indexes of what was committed; a rerun finishes it as one clean load would', async () => {
@@ -237,6 +338,90 @@ describe('bulk load: other processes', () => {
     expect(r.totals).toMatchObject({ inserted: 300, quarantined: 64 });
     expect(uniqueIndexes(path)).toEqual(['conversations_id', 'feedback_event_key']);
     expect(tables(path).conversations).toEqual(tables(clean).conversations);
+  });
+
+  it("a command opening the store leaves a live load's rollback journal alone, and returns a dead one's store to WAL", async () => {
+    const path = storePath();
+    await load(path, [file('journal.jsonl', jsonl([chat('a', 'q', 'r')]))], { bulk: false });
+    const inRollbackJournal = (pid: number): void => {
+      holdBulkLoad(path, pid);
+      const raw = new Database(path);
+      expect(raw.pragma('journal_mode = DELETE', { simple: true })).toBe('delete');
+      raw.close();
+    };
+    const owner = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const gone = new Promise((r) => owner.on('exit', r));
+    let during: Store;
+    try {
+      inRollbackJournal(owner.pid!);
+      during = openStore(path);
+      expect(during.sqlite.pragma('journal_mode', { simple: true })).toBe('delete');
+      expect(during.sqlite.pragma('synchronous', { simple: true })).toBe(2);
+      expect(await storeStats(during)).toMatchObject({ conversations: 1 });
+    } finally {
+      owner.kill('SIGKILL');
+    }
+    await gone;
+    // The loader died after this connection opened the store: an ingest through it finishes the load, and WAL is back.
+    const r = await ingest(during, [file('journal-2.jsonl', jsonl([chat('a', 'q', 'r'), chat('b', 'q', 'r')]))], { bulk: false });
+    expect(r.totals).toMatchObject({ inserted: 1, already_present: 1 });
+    expect(during.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(during.sqlite.pragma('synchronous', { simple: true })).toBe(1);
+    await during.close();
+    expect(uniqueIndexes(path)).toEqual(['conversations_id', 'feedback_event_key']);
+    // A store left in a rollback journal by a dead loader goes back to WAL when any command opens it.
+    inRollbackJournal(spawnSync(process.execPath, ['-e', '0']).pid!);
+    const after = openStore(path);
+    expect(after.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(after.sqlite.pragma('synchronous', { simple: true })).toBe(1);
+    await after.close();
+  });
+
+  it('a load killed (SIGKILL) in its rollback journal: the next command rolls the hot journal back, and a rerun ends as one clean load would', async () => {
+    const p = file('killed.jsonl', trickyLogs());
+    // The clean load by the CLI too: the signals it stores carry a stamp of the code that derived them.
+    const clean = storePath();
+    const once = spawnSync(process.execPath, [CLI, 'ingest', p, '--db', clean, '--quiet'], { encoding: 'utf8', env: { ...process.env, LOGCURATE_INGEST_BULK: '0' } });
+    expect(once.status, once.stderr).toBe(0);
+    const path = storePath();
+    // The built ingest, held still with a group open (its rows written, not committed) once 500 lines are in.
+    const dist = pathToFileURL(dirname(CLI)).href;
+    const script = `
+      import { writeSync } from 'node:fs';
+      import { openStore } from '${dist}/store.js';
+      import { ingest } from '${dist}/ingest.js';
+      const store = openStore(${JSON.stringify(path)});
+      await ingest(store, [${JSON.stringify(p)}], { bulk: true, batchSize: 64, commitLines: 1000, afterBatch: (_f, done) => {
+        if (done < 500) return;
+        writeSync(1, 'holding\\n');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      } });`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise((r) => child.on('exit', r));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('holding') && resolve());
+      child.on('exit', () => reject(new Error(`the loader exited before holding: ${err}`)));
+    });
+    child.kill('SIGKILL');
+    await exited;
+    // Killed while loading with its rollback journal: the header still says so, and the open group left its journal.
+    expect(readFileSync(path).subarray(18, 20)).toEqual(Buffer.from([1, 1]));
+    expect(statSync(`${path}-journal`).size).toBeGreaterThan(0);
+    const stats = spawnSync(process.execPath, [CLI, 'stats', '--db', path, '--json'], { encoding: 'utf8' });
+    expect(stats.status, stats.stderr).toBe(0);
+    expect(JSON.parse(stats.stdout).conversations).toBeLessThan(tables(clean).conversations!.length);
+    expect(existsSync(`${path}-journal`)).toBe(false);
+    expect(journalOf(path)).toBe('wal');
+    const rerun = spawnSync(process.execPath, [CLI, 'ingest', p, '--db', path, '--quiet'], { encoding: 'utf8' });
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(tables(path)).toEqual(tables(clean));
+    expect(uniqueIndexes(path)).toEqual(['conversations_id', 'feedback_event_key']);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(db.prepare(`SELECT count(*) FROM bulk_load`).pluck().get()).toBe(0);
+    db.close();
   });
 
   it('stats during a load (its indexes dropped) gives the figures it gives after, with no scan of the conversations per event', async () => {
