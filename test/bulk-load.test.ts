@@ -174,14 +174,18 @@ describe('bulk load', () => {
     await load(rowByRow, [p], { bulk: false });
     const path = storePath();
     const flag = join(dir, `reading-${n}`);
-    // Another process reads the store in a transaction of its own and holds it 3.5 s: past LOAD_QUIET_MS (2 s).
+    const release = join(dir, `release-${n}`);
+    // Another process reads the store in a transaction of its own, and holds it until the load says it is waiting
+    // (after LOAD_QUIET_MS, 2 s), or for 30 s.
     const reader = `
+      const { existsSync, writeFileSync } = require('node:fs');
       const Database = require('better-sqlite3');
       const db = new Database(${JSON.stringify(path)});
       db.exec('BEGIN');
       db.prepare('SELECT count(*) FROM conversations').get();
-      require('node:fs').writeFileSync(${JSON.stringify(flag)}, '');
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3500);
+      writeFileSync(${JSON.stringify(flag)}, '');
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (const until = Date.now() + 30000; !existsSync(${JSON.stringify(release)}) && Date.now() < until; ) Atomics.wait(pause, 0, 0, 10);
       db.exec('COMMIT');`;
     let child: ReturnType<typeof spawn> | undefined;
     let exited: Promise<unknown> = Promise.resolve();
@@ -190,7 +194,13 @@ describe('bulk load', () => {
     const r = await load(path, [p], {
       bulk: true,
       commitLines: 1_000_000,
-      progress: { ...silentProgress, log: (m: string) => said.push(m) },
+      progress: {
+        ...silentProgress,
+        log: (m: string) => {
+          said.push(m);
+          writeFileSync(release, '');
+        },
+      },
       afterBatch: () => {
         if (child) return;
         child = spawn(process.execPath, ['-e', reader], { stdio: 'ignore' });
