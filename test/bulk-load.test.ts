@@ -171,7 +171,7 @@ describe('bulk load', () => {
   it('a rollback-journal load waits for an outside read to end before it commits, saying so', async () => {
     const p = file('outside-read.jsonl', trickyLogs());
     const rowByRow = storePath();
-    await load(rowByRow, [p], { bulk: false });
+    const a = await load(rowByRow, [p], { bulk: false });
     const path = storePath();
     const flag = join(dir, `reading-${n}`);
     const release = join(dir, `release-${n}`);
@@ -207,13 +207,14 @@ describe('bulk load', () => {
         exited = new Promise((resolve) => child!.on('exit', resolve));
         const pause = new Int32Array(new SharedArrayBuffer(4));
         while (!existsSync(flag) && Date.now() - started < 20_000) Atomics.wait(pause, 0, 0, 5);
+        expect(existsSync(flag)).toBe(true);
         expect(journalOf(path)).toBe('delete');
       },
     });
     expect(await exited).toBe(0);
     expect(said.filter((m) => m.includes('waiting for other connections to end their reads of the store'))).toHaveLength(1);
     expect(said.join('\n')).toMatch(/LOGCURATE_INGEST_BULK=0/);
-    expect(r.totals).toEqual((await load(storePath(), [p], { bulk: false })).totals);
+    expect(r.totals).toEqual(a.totals);
     expect(tables(path)).toEqual(tables(rowByRow));
     expect(journalOf(path)).toBe('wal');
   });
