@@ -463,16 +463,23 @@ export function openStore(path: string): Store {
   } catch (err) {
     throw new JobError(`${abs}: cannot open the store: ${(err as Error).message}`);
   }
-  sqlite.pragma(`busy_timeout = ${BUSY_MS}`);
-  // 16 KB pages for a new store (a no-op on an existing one): rows carry kilobytes of message JSON, and on the
-  // 200k bench ingest took 7.8 s instead of 9.1 s with 4 KB pages, runs unchanged. Must precede WAL mode.
-  sqlite.pragma('page_size = 16384');
-  if (loadingWithRollbackJournal(sqlite, abs)) sqlite.pragma('synchronous = FULL');
-  else useWal(sqlite);
-  sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('cache_size = -65536');
-  sqlite.pragma('temp_store = MEMORY');
-  migrate(sqlite, abs);
+  try {
+    sqlite.pragma(`busy_timeout = ${BUSY_MS}`);
+    // 16 KB pages for a new store (a no-op on an existing one): rows carry kilobytes of message JSON, and on the
+    // 200k bench ingest took 7.8 s instead of 9.1 s with 4 KB pages, runs unchanged. Must precede WAL mode.
+    sqlite.pragma('page_size = 16384');
+    if (loadingWithRollbackJournal(sqlite, abs)) sqlite.pragma('synchronous = FULL');
+    else useWal(sqlite);
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('cache_size = -65536');
+    sqlite.pragma('temp_store = MEMORY');
+    migrate(sqlite, abs);
+  } catch (err) {
+    sqlite.close();
+    // SQLite's own messages ("file is not a database", "database is locked") do not say which file.
+    if (err instanceof JobError) throw err;
+    throw new JobError(`${abs}: cannot open the store: ${(err as Error).message}`);
+  }
   let db: Kysely<StoreSchema> | null = null;
   return {
     path: abs,

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { cacheWrite, openStore, SCHEMA_VERSION } from '../pipeline/store.js';
-import { tempDir } from './support/tmp.js';
+import { CLI, tempDir } from './support/tmp.js';
 
 const root = tempDir('logcurate-store-');
 
@@ -147,5 +148,16 @@ describe('cache writes', () => {
       other.close();
       await store.close();
     }
+  });
+});
+
+describe('opening a file that is not a store', () => {
+  it('names the file, in the error and on the command line', () => {
+    const path = join(root, 'notes.db');
+    writeFileSync(path, 'meeting notes, not a database\n'.repeat(200));
+    expect(() => openStore(path)).toThrow(`${path}: cannot open the store: file is not a database`);
+    const r = spawnSync(process.execPath, [CLI, 'stats', '--db', path], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${path}: cannot open the store: file is not a database`);
   });
 });
