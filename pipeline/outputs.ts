@@ -24,6 +24,7 @@ import { DigestSet } from './hash-index.js';
 import { JobError } from './errors.js';
 import { activeRuns, currentOwner, ownerAlive } from './owner.js';
 import type { OutcomeStore } from './emit-reuse.js';
+import { makeDirs } from './dirs.js';
 
 export interface SplitAccumulator {
   readonly examples: number;
@@ -157,7 +158,7 @@ export class OutputWriter {
       this.recovered = [];
     } else {
       try {
-        this.created = mkdirSync(o.outDir, { recursive: true });
+        this.created = makeDirs(o.outDir);
         this.recovered = recoverInterruptedRuns(o.outDir);
         // The name says who writes it: created in one step, so no kill can leave a folder that does not.
         this.staging = join(o.outDir, stagingName(o.runId));

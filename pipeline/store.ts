@@ -5,8 +5,8 @@
  */
 import Database from 'better-sqlite3';
 import type { Generated, Kysely } from 'kysely';
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { makeDirs } from './dirs.js';
 import { JobError } from './errors.js';
 import { ownerAlive } from './owner.js';
 
@@ -458,7 +458,7 @@ export function openStore(path: string): Store {
   const abs = resolve(path);
   let sqlite: Database.Database;
   try {
-    mkdirSync(dirname(abs), { recursive: true });
+    makeDirs(dirname(abs));
     sqlite = new Database(abs);
   } catch (err) {
     throw new JobError(`${abs}: cannot open the store: ${(err as Error).message}`);
