@@ -23,7 +23,7 @@ import { createHash, hash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canonicalJson } from './canonical.js';
-import { cacheWrite, retryWhileBusy, type Store } from './store.js';
+import { BUSY_MS, cacheWrite, retryWhileBusy, type Store } from './store.js';
 import { SPLIT_NONE } from './working-set.js';
 
 export const FLAG_TRUNCATED = 1;
@@ -233,7 +233,7 @@ export class OutcomeStore {
    */
   settle(): void {
     const del = this.store.sqlite.prepare(`DELETE FROM emit_reuse WHERE out_dir = ? AND (run_id <> ? OR ?)`);
-    retryWhileBusy(() => del.run(this.outDir, this.runId, this.complete ? 0 : 1), 30_000);
+    retryWhileBusy(() => del.run(this.outDir, this.runId, this.complete ? 0 : 1), BUSY_MS);
   }
 }
 

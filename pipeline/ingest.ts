@@ -24,7 +24,7 @@ import { EVENT_COLUMNS, EVENT_KINDS, packBatch, PACKED_COLUMNS, PACKED_KINDS, pr
 import { packedParams, RowReader } from './packed-rows.js';
 import { sha256Hex } from './canonical.js';
 import { collectGarbageNow, keepHeapNearLiveSet } from './memory.js';
-import { commitPastReads, retryWhileBusy, type Store } from './store.js';
+import { BUSY_MS, commitPastReads, retryWhileBusy, type Store } from './store.js';
 import { BULK_MIN_BYTES, beginBulkLoad, finishBulkLoad, settleBulkLoad, UniqueKeys } from './bulk-load.js';
 import { JobError, UsageError } from './errors.js';
 import { silentProgress, type Progress } from './progress.js';
@@ -632,7 +632,7 @@ class IngestWriter {
   }
 
   recordStat(fileId: number, stat: string): void {
-    retryWhileBusy(() => this.recordStatStmt.run(stat, fileId), 30_000);
+    retryWhileBusy(() => this.recordStatStmt.run(stat, fileId), BUSY_MS);
   }
 
   startFile(path: string, sha256: string, bytes: number, format: string): number {

@@ -9,9 +9,7 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
-import { cacheWrite, inListStatements, openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
-
-const BUSY_MS = 30_000;
+import { BUSY_MS, cacheWrite, inListStatements, openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
 import { silentProgress, type Progress } from './progress.js';
 import type { CoreFacts, FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, StageWarmUp, Transform } from './stage.js';
 import { indexOfPk, reasonCategory, WorkingSet } from './working-set.js';

@@ -454,6 +454,9 @@ export function resolveStorePath(flag?: string, fromConfig?: string): string {
   return resolve(flag ?? fromConfig ?? (process.env.LOGCURATE_DB || 'curation.db'));
 }
 
+/** How long a statement waits for another connection's lock (SQLite's busy timeout), and writes retried on busy. */
+export const BUSY_MS = 30_000;
+
 export function openStore(path: string): Store {
   const abs = resolve(path);
   let sqlite: Database.Database;
@@ -510,9 +513,6 @@ export function useWal(sqlite: Database.Database): void {
   retryWhileBusy(() => sqlite.pragma('journal_mode = WAL'), BUSY_MS);
   sqlite.pragma('synchronous = NORMAL');
 }
-
-/** How long a statement waits for another connection's lock (SQLite's busy timeout). */
-const BUSY_MS = 30_000;
 
 /**
  * The busy timeout of a bulk load with a rollback journal: its commits wait for every read under way to end, and

@@ -6,7 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { inListStatements, retryWhileBusy, type Store } from './store.js';
+import { BUSY_MS, inListStatements, retryWhileBusy, type Store } from './store.js';
 import type { EncodingName } from './models.js';
 
 export class TokenCache {
@@ -81,7 +81,7 @@ export class TokenCache {
     const tx = this.store.sqlite.transaction(() => {
       for (const [key, e] of this.pending) this.insert.run(this.encoding, key, e.total, e.assistant);
     });
-    retryWhileBusy(() => tx.immediate(), 30_000);
+    retryWhileBusy(() => tx.immediate(), BUSY_MS);
     this.pending.clear();
   }
 }
