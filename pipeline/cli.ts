@@ -4,14 +4,14 @@
  * stdout carries the summary or exactly one JSON document; progress and logs go to stderr.
  */
 import { Command, CommanderError, Option } from './vendor.js';
-import { realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { exitCodeOf, JobError, UsageError } from './errors.js';
 import { ingest, type IngestSummary } from './ingest.js';
 import { createProgress, progressMode } from './progress.js';
-import { openStore, resolveStorePath } from './store.js';
+import { openStore, resolveStorePath, type Store } from './store.js';
 import { table } from './format.js';
 import { VERSION } from './version.js';
 import type { RunResult } from './runner.js';
@@ -39,6 +39,24 @@ function parseMap(values: string[] | undefined): Record<string, string> {
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * The store of a command that only reads it (stats, explain). SPEC §1 creates a store on first use, so a mistyped
+ * `--db` or `LOGCURATE_DB` gets a new, empty one, and its zeros or "unknown" read like the truth: `done` says so
+ * on stderr (stdout keeps its one document).
+ */
+function openForReading(io: Io, flag: string | undefined): { store: Store; done: () => Promise<void> } {
+  const path = resolveStorePath(flag);
+  const isNew = !existsSync(path);
+  const store = openStore(path);
+  return {
+    store,
+    done: async () => {
+      await store.close();
+      if (isNew) io.stderr(`logcurate: note: there was no store at ${path}; an empty one was created there (check --db or $LOGCURATE_DB)\n`);
+    },
+  };
 }
 
 export function formatIngestSummary(s: IngestSummary): string {
@@ -110,13 +128,13 @@ export function buildProgram(io: Io = defaultIo): Command {
     .action(async (o: { db?: string; json?: boolean }) => {
       // Loaded here: stats is the one command that queries through kysely (see Store.kysely).
       const { formatStats, storeStats } = await import('./stats.js');
-      const store = openStore(resolveStorePath(o.db));
+      const { store, done } = openForReading(io, o.db);
       try {
         const s = await storeStats(store);
         if (o.json) printJson(io, s);
         else io.stdout(`${formatStats(s, store.path)}\n`);
       } finally {
-        await store.close();
+        await done();
       }
     });
 
@@ -167,7 +185,7 @@ export function buildProgram(io: Io = defaultIo): Command {
     .option('--db <file>', 'the SQLite store')
     .option('--json', 'print one JSON document')
     .action(async (id: string, o: { run?: string; db?: string; json?: boolean }) => {
-      const store = openStore(resolveStorePath(o.db));
+      const { store, done } = openForReading(io, o.db);
       try {
         const e = explain(store, id, o.run);
         if (o.json) {
@@ -175,7 +193,7 @@ export function buildProgram(io: Io = defaultIo): Command {
           printJson(io, { id: cid, run_id, status, stage, reason, line, ...more });
         } else io.stdout(`${formatExplanation(e)}\n`);
       } finally {
-        await store.close();
+        await done();
       }
     });
 

@@ -416,8 +416,10 @@ export default defineStage({
     const nTrain = writer.train.examples;
     if (nTrain < p.min_examples) {
       writer.abort();
+      // An empty store is most often the wrong one (a mistyped `store`, --db or LOGCURATE_DB; SPEC §1 creates it).
+      const why = ctx.ws.size === 0 ? `; the store ${ctx.store.path} holds no conversations (check the config's store and inputs, --db or $LOGCURATE_DB)` : '';
       throw new JobError(
-        `emit: ${nTrain} train example(s), fewer than min_examples ${p.min_examples}; no files were written (the previous run's files are untouched)`,
+        `emit: ${nTrain} train example(s), fewer than min_examples ${p.min_examples}; no files were written (the previous run's files are untouched)${why}`,
       );
     }
     recorder.finish();

@@ -769,6 +769,20 @@ describe('emit: a failed run leaves the previous run in place', () => {
     expect(existsSync(p.out)).toBe(false);
   });
 
+  it('min_examples on an empty store (a mistyped store path): the error names the store', async () => {
+    const p = project('min-examples-empty', records, [emit({})]);
+    writeFileSync(p.config, JSON.stringify({ name: 'min-examples-empty', store: 'stroe.db', stages: [emit({ min_examples: 1 })] }));
+    const r = p.cli();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`fewer than min_examples 1; no files were written (the previous run's files are untouched); the store ${join(p.dir, 'stroe.db')} holds no conversations`);
+    // A store with conversations, all dropped or too few: no such hint.
+    const few = project('min-examples-few', records, [emit({ min_examples: 6 })]);
+    const r2 = few.cli();
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toContain('fewer than min_examples 6');
+    expect(r2.stderr).not.toContain('holds no conversations');
+  });
+
   it('the default min_examples is 10', async () => {
     const p = project('min-examples-default', records, [{ emit: { dir: 'out', model: 'gpt-4o-mini-2024-07-18' } }]);
     const r = await p.run();

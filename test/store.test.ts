@@ -161,3 +161,26 @@ describe('opening a file that is not a store', () => {
     expect(r.stderr).toContain(`${path}: cannot open the store: file is not a database`);
   });
 });
+
+describe('a reading command on a path with no store', () => {
+  it('creates the store (SPEC §1) and says so on stderr, once', () => {
+    const path = join(root, 'typo', 'curaton.db');
+    const first = spawnSync(process.execPath, [CLI, 'stats', '--db', path, '--json'], { encoding: 'utf8' });
+    expect(first.status).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ conversations: 0, feedback_events: 0, quarantined: 0, runs: 0 });
+    expect(first.stderr).toBe(`logcurate: note: there was no store at ${path}; an empty one was created there (check --db or $LOGCURATE_DB)\n`);
+    expect(statSync(path).isFile()).toBe(true);
+    const again = spawnSync(process.execPath, [CLI, 'stats', '--db', path, '--json'], { encoding: 'utf8' });
+    expect(again.status).toBe(0);
+    expect(again.stderr).toBe('');
+
+    const other = join(root, 'typo', 'other.db');
+    const explained = spawnSync(process.execPath, [CLI, 'explain', 'c-1', '--db', other, '--json'], { encoding: 'utf8' });
+    expect(explained.status).toBe(0);
+    expect(JSON.parse(explained.stdout)).toMatchObject({ id: 'c-1', status: 'unknown' });
+    expect(explained.stderr).toContain(`there was no store at ${other}`);
+    const envStats = spawnSync(process.execPath, [CLI, 'stats'], { encoding: 'utf8', env: { ...process.env, LOGCURATE_DB: join(root, 'typo', 'env.db') } });
+    expect(envStats.status).toBe(0);
+    expect(envStats.stderr).toContain(`there was no store at ${join(root, 'typo', 'env.db')}`);
+  });
+});
