@@ -32,11 +32,12 @@ function printJson(io: Io, value: unknown): void {
 }
 
 function parseMap(values: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a column may be named __proto__.
+  const out = Object.create(null) as Record<string, string>;
   for (const v of values ?? []) {
     const eq = v.indexOf('=');
     if (eq <= 0 || eq === v.length - 1) throw new UsageError(`--map ${v}: expected column=field`);
-    out[v.slice(0, eq)] = v.slice(eq + 1);
+    Object.defineProperty(out, v.slice(0, eq), { value: v.slice(eq + 1), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -17,7 +17,7 @@ import { resolve, isAbsolute } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { openDecompressed, readLines } from './lines.js';
-import { contentDigest, contentOfStored, csvFieldNames, type StoredContent } from './records.js';
+import { contentDigest, contentOfStored, CSV_FIELD_NAMES, csvFieldNames, type StoredContent } from './records.js';
 import { BatchWorker } from './batch-worker.js';
 import { ChunkCollector } from './columns.js';
 import { EVENT_COLUMNS, EVENT_KINDS, packBatch, PACKED_COLUMNS, PACKED_KINDS, prepareUnits, type PackedBatch, type Prepared, type PreparedBatch } from './prepare.js';
@@ -132,6 +132,9 @@ export async function expandInputs(
 }
 
 export async function ingest(store: Store, inputs: readonly (string | InputSpec)[], opts: IngestOptions = {}): Promise<IngestSummary> {
+  for (const [column, field] of Object.entries(opts.csvMap ?? {})) {
+    if (!CSV_FIELD_NAMES.includes(field.trim().toLowerCase())) throw new UsageError(`--map ${column}=${field}: expected a field among ${CSV_FIELD_NAMES.join(', ')}`);
+  }
   const { files, warnings } = await expandInputs(inputs, opts.cwd);
   const summaries: FileSummary[] = [];
   const totals = zeroCounts();
@@ -415,9 +418,33 @@ async function* readJsonlUnits(path: string): AsyncGenerator<Unit> {
   for await (const l of readLines(path)) yield { lineNo: l.lineNo, raw: l.bytes };
 }
 
+/**
+ * Each CSV column's key in a row's fields: its field, or `column:<header>` for a column kept as metadata. Two
+ * columns giving one field are ambiguous (which is the question?): an error naming both. Two metadata columns
+ * with one header text both keep their cells, the later as `<header> (column N)`.
+ */
+function csvKeys(path: string, header: readonly string[], names: readonly (string | null)[]): string[] {
+  const used = new Map<string, number>();
+  return names.map((n, i) => {
+    let key = n ?? `column:${header[i]!.trim()}`;
+    const before = used.get(key);
+    if (before !== undefined) {
+      if (n !== null) {
+        throw new UsageError(
+          `${path}:1: CSV header: columns ${before + 1} (${JSON.stringify(header[before])}) and ${i + 1} (${JSON.stringify(header[i])}) both give the field ${n === 'user' ? 'question' : n === 'assistant' ? 'answer' : n}; expected one (rename the other with --map column=field, or remove it)`,
+        );
+      }
+      key = `${key} (column ${i + 1})`;
+    }
+    used.set(key, i);
+    return key;
+  });
+}
+
 async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>): AsyncGenerator<Unit> {
   let names: (string | null)[] | null = null;
   let header: string[] | null = null;
+  let keys: string[] | null = null;
   let lastLine = 0;
   const skipped: Unit[] = [];
   const parser = openDecompressed(path).pipe(
@@ -446,6 +473,7 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
           `${path}:1: CSV header must have a question|prompt|user column and an answer|completion|assistant column (or --map), got ${rec.record.join(',')}`,
         );
       }
+      keys = csvKeys(path, header, names);
       continue;
     }
     const raw = Buffer.from(rec.raw.replace(/\r?\n$/, ''), 'utf8');
@@ -453,10 +481,13 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
       yield { lineNo: startLine, raw, csv: null };
       continue;
     }
+    if (rec.record.length > header!.length) {
+      // Cells past the header's columns have no name: the row is quarantined whole, not cut to the header.
+      yield { lineNo: startLine, raw, csvError: `CSV: ${rec.record.length} cells, but the header has ${header!.length} columns` };
+      continue;
+    }
     const fields: Record<string, string> = Object.create(null) as Record<string, string>;
-    names.forEach((n, i) => {
-      // Columns we do not map are kept under their own header name (they become metadata): nothing is lost.
-      const key = n ?? `column:${header![i]!.trim()}`;
+    keys!.forEach((key, i) => {
       if (rec.record[i] !== undefined) fields[key] = rec.record[i]!;
     });
     yield { lineNo: startLine, raw, csv: fields };

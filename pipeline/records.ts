@@ -392,30 +392,35 @@ function parseFeedbackEvent(obj: Obj): ParsedRecord {
   return { kind: 'feedback', events: [e] };
 }
 
-/** The CSV columns SPEC §2 recognises (case-insensitive), mapped to our field names. */
-const CSV_COLUMNS: Record<string, string> = {
-  question: 'user',
-  prompt: 'user',
-  user: 'user',
-  answer: 'assistant',
-  completion: 'assistant',
-  assistant: 'assistant',
-  system: 'system',
-  id: 'id',
-  score: 'score',
-  feedback: 'score',
-  created_at: 'created_at',
-  model: 'model',
-};
+/** The CSV columns SPEC §2 recognises (case-insensitive), mapped to our field names. A Map: a header may be any text, `constructor` or `__proto__` too. */
+const CSV_COLUMNS: ReadonlyMap<string, string> = new Map([
+  ['question', 'user'],
+  ['prompt', 'user'],
+  ['user', 'user'],
+  ['answer', 'assistant'],
+  ['completion', 'assistant'],
+  ['assistant', 'assistant'],
+  ['system', 'system'],
+  ['id', 'id'],
+  ['score', 'score'],
+  ['feedback', 'score'],
+  ['created_at', 'created_at'],
+  ['model', 'model'],
+]);
 
-/** Maps a CSV header to field names; `map` (from `--map column=field`) renames other columns. */
+/** The names `--map column=field` accepts as a field. */
+export const CSV_FIELD_NAMES: readonly string[] = [...CSV_COLUMNS.keys()];
+
+/**
+ * Maps a CSV header to field names (null: a column kept as metadata); `map` (from `--map column=field`, fields
+ * among CSV_FIELD_NAMES) renames other columns.
+ */
 export function csvFieldNames(header: readonly string[], map: Readonly<Record<string, string>> = {}): (string | null)[] {
-  const lowerMap = Object.fromEntries(Object.entries(map).map(([k, v]) => [k.toLowerCase(), v]));
+  const lowerMap = new Map(Object.entries(map).map(([k, v]) => [k.trim().toLowerCase(), v.trim().toLowerCase()]));
   return header.map((h) => {
     const key = h.trim().toLowerCase();
-    const mapped = lowerMap[key];
-    if (mapped) return CSV_COLUMNS[mapped.toLowerCase()] ?? mapped;
-    return CSV_COLUMNS[key] ?? null;
+    const mapped = lowerMap.get(key);
+    return CSV_COLUMNS.get(mapped ?? key) ?? null;
   });
 }
 

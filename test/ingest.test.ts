@@ -71,6 +71,56 @@ describe('ingest: shapes', () => {
     await store.close();
   });
 
+  it('CSV: any header text is a column (__proto__, constructor), kept as metadata', async () => {
+    const store = fresh();
+    const p = file('hostile.csv', 'question,answer,constructor,__proto__,toString,hasOwnProperty\nq,a,x,y,z,w\n');
+    const s = await ingest(store, [p]);
+    // The header is not a line of data.
+    expect(s.totals).toEqual({ lines: 1, inserted: 1, already_present: 0, blank: 0, quarantined: 0 });
+    const row = store.sqlite.prepare('SELECT metadata FROM conversations').get() as { metadata: string };
+    expect(Object.entries(JSON.parse(row.metadata))).toEqual([
+      ['constructor', 'x'],
+      ['__proto__', 'y'],
+      ['toString', 'z'],
+      ['hasOwnProperty', 'w'],
+    ]);
+    await store.close();
+  });
+
+  it('CSV: two metadata columns with one header both keep their cells; two columns for one field are an error', async () => {
+    const store = fresh();
+    const p = file('dupmeta.csv', 'question,answer,notes,notes\nq,a,n1,n2\n');
+    expect((await ingest(store, [p])).totals.inserted).toBe(1);
+    const row = store.sqlite.prepare('SELECT metadata FROM conversations').get() as { metadata: string };
+    expect(Object.entries(JSON.parse(row.metadata))).toEqual([
+      ['notes', 'n1'],
+      ['notes (column 4)', 'n2'],
+    ]);
+    const twice = file('dupq.csv', 'question,answer,question\nq1,a1,q1b\n');
+    await expect(ingest(store, [twice])).rejects.toThrow(`${twice}:1: CSV header: columns 1 ("question") and 3 ("question") both give the field question`);
+    const synonyms = file('dupsyn.csv', 'Prompt,answer,Question\nq1,a1,q1b\n');
+    await expect(ingest(store, [synonyms])).rejects.toThrow(`${synonyms}:1: CSV header: columns 1 ("Prompt") and 3 ("Question") both give the field question`);
+    expect(store.sqlite.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(1);
+    await store.close();
+  });
+
+  it('CSV: a row with more cells than the header is quarantined whole; --map takes only known fields', async () => {
+    const store = fresh();
+    const p = file('ragged.csv', 'question,answer\nq1,a1\nq2,a2,extra\nq3\n');
+    const s = await ingest(store, [p]);
+    // q3 has no answer cell: quarantined by the row's own check, as before.
+    expect(s.totals).toEqual({ lines: 3, inserted: 1, already_present: 0, blank: 0, quarantined: 2 });
+    const q = store.sqlite.prepare('SELECT line, reason, detail, raw FROM quarantine ORDER BY line').all() as { line: number; reason: string; detail: string | null; raw: Buffer }[];
+    expect(q[0]).toMatchObject({ line: 3 });
+    expect(`${q[0]!.reason} ${q[0]!.detail ?? ''}`).toContain('CSV: 3 cells, but the header has 2 columns');
+    expect(Buffer.from(q[0]!.raw).toString()).toBe('q2,a2,extra');
+    await expect(ingest(store, [p], { csvMap: { topic: 'subject' } })).rejects.toThrow('--map topic=subject: expected a field among question, prompt, user, answer');
+    const r = cli(['ingest', file('proto.csv', '__proto__,answer\nq,a\n'), '--db', join(dir, 'proto-map.db'), '--map', '__proto__=question', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).totals).toMatchObject({ inserted: 1, quarantined: 0 });
+    await store.close();
+  });
+
   it('maps embedded feedback forms to events (number, thumbs words and booleans, objects, arrays)', async () => {
     const store = fresh();
     const p = file(
