@@ -6,7 +6,7 @@
 import type { InputFormat } from '../schemas/log-record.js';
 import type { ConversationsTable } from './store.js';
 import { decodeUtf8, isBlank } from './lines.js';
-import { parseCsvRow, parseRecord, storedDigest, type FeedbackEventInput, type ParsedRecord } from './records.js';
+import { keepLargeIdDigits, parseCsvRow, parseRecord, storedDigest, type FeedbackEventInput, type ParsedRecord } from './records.js';
 import { encodeSignals } from './signals.js';
 import { signalRow } from './signal-row.js';
 import { RowPacker, packedTransfer, type ColumnKind, type PackedRows } from './packed-rows.js';
@@ -137,6 +137,7 @@ function prepareUnchecked(u: UnitInput, rows: RowPacker, events: RowPacker, forc
     } catch (err) {
       return { k: 'quarantine', reason: `invalid JSON: ${(err as Error).message}` };
     }
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) keepLargeIdDigits(value as Record<string, unknown>, text);
     parsed = parseRecord(value, forced);
   }
   if (parsed.kind === 'invalid') return { k: 'quarantine', reason: parsed.reason };

@@ -315,10 +315,69 @@ export function parseTimestamp(v: unknown, path: string): { text: string; ms: nu
       const iso = t.replace(' ', 'T');
       ms = Date.parse(/T[\d:.]+$/i.test(iso) ? `${iso}Z` : iso);
       if (Number.isNaN(ms)) return bad;
+      // Date.parse rolls a day the month does not have over into the next month (2026-02-30 → March 2).
+      if (!calendarDay(Number(t.slice(0, 4)), Number(t.slice(5, 7)), Number(t.slice(8, 10)))) return `${path}: expected a date that exists, got ${JSON.stringify(v)}`;
     } else return bad;
   } else return bad;
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return bad;
   return { text: String(v), ms };
+}
+
+/** Whether day `d` of month `m` (1-12) exists in year `y` (proleptic Gregorian). */
+function calendarDay(y: number, m: number, d: number): boolean {
+  if (m < 1 || m > 12 || d < 1) return false;
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  return d <= (m === 2 ? (leap ? 29 : 28) : m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31);
+}
+
+/**
+ * Ids given as JSON numbers beyond 2^53 (64-bit ids are common in logs): JSON.parse rounds them, and two ids
+ * could become one (12345678901234567890 and ...891 both read 12345678901234567000). Such an `id` or `log_id`
+ * of the top-level object takes its digits from the line's text instead, as a string. Only for those numbers:
+ * every other id reads as before (String of the number).
+ */
+export function keepLargeIdDigits(obj: Obj, text: string): void {
+  for (const key of ['id', 'log_id']) {
+    const v = own(obj, key);
+    if (typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) continue;
+    const literal = topLevelNumberText(text, key);
+    if (literal !== null && /^-?\d+$/.test(literal)) obj[key] = literal;
+  }
+}
+
+/** The text of the number that member `key` of the JSON object `text` holds (its last such member), or null. */
+function topLevelNumberText(text: string, key: string): string | null {
+  let depth = 0;
+  let expectKey = false;
+  let member: string | null = null;
+  let found: string | null = null;
+  for (let i = 0; i < text.length; ) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        member = JSON.parse(text.slice(i, j + 1)) as string;
+        expectKey = false;
+      }
+      i = j + 1;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      expectKey = depth === 1;
+      i++;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      i++;
+    } else if (depth === 1 && c === 0x2c) {
+      expectKey = true;
+      i++;
+    } else if (depth === 1 && c === 0x3a) {
+      i++;
+      while (i < text.length && /\s/.test(text[i]!)) i++;
+      if (member === key) found = /^-?\d+(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400))?.[0] ?? found;
+    } else i++;
+  }
+  return found;
 }
 
 /** Feedback value → number: numbers as they are, thumbs (booleans and words) as 1 or 0. */

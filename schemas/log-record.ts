@@ -93,6 +93,9 @@ export const timestampSchema = z.union([z.string(), z.number()], {
 });
 
 const optionalText = z.union([z.string(), z.null()], { error: (iss) => `expected a string, got ${got(iss.input)}` }).optional();
+/** An optional field given as null is absent (exports write null for an empty column): a time, an id, a name. */
+const optionalTimestamp = timestampSchema.nullable().optional();
+const optionalName = z.string().min(1).nullable().optional();
 /** The feedback values SPEC §2 accepts for thumbs. */
 export const THUMBS_WORDS = ['up', 'down', 'positive', 'negative', 'thumbs_up', 'thumbs_down'] as const;
 
@@ -103,15 +106,15 @@ const feedbackValue = z.union([z.number(), z.boolean(), z.enum(THUMBS_WORDS)], {
 export const feedbackEventSchema = z.looseObject({
   log_id: idSchema,
   value: feedbackValue,
-  name: z.string().min(1).optional(),
-  created_at: timestampSchema.optional(),
+  name: optionalName,
+  created_at: optionalTimestamp,
 });
 
 /** Embedded `feedback`: a number, a thumbs word/boolean, an object {name: value}, or an array of events. */
 export const embeddedFeedbackSchema = z.union(
   [
     feedbackValue,
-    z.array(z.looseObject({ value: feedbackValue, name: z.string().min(1).optional(), created_at: timestampSchema.optional() })),
+    z.array(z.looseObject({ value: feedbackValue, name: optionalName, created_at: optionalTimestamp })),
     z.record(z.string(), feedbackValue),
     z.null(),
   ],
@@ -120,8 +123,8 @@ export const embeddedFeedbackSchema = z.union(
 
 /** Fields shared by the chat, request/response and prompt/completion shapes. */
 const commonFields = {
-  id: idSchema.optional(),
-  created_at: timestampSchema.optional(),
+  id: idSchema.nullable().optional(),
+  created_at: optionalTimestamp,
   model: optionalText,
   user_id: z.union([z.string(), z.number(), z.null()]).optional(),
   session_id: z.union([z.string(), z.number(), z.null()]).optional(),
@@ -236,7 +239,8 @@ const optionalString = (v: unknown): boolean => v === undefined || typeof v === 
 const stringOrNumber = (v: unknown): boolean => typeof v === 'string' || finite(v);
 const scalarOk = (v: unknown): boolean => v === null || typeof v === 'string' || typeof v === 'boolean' || finite(v);
 const feedbackValueOk = (v: unknown): boolean => finite(v) || typeof v === 'boolean' || (typeof v === 'string' && THUMBS_SET.has(v));
-const nonEmptyOptionalString = (v: unknown): boolean => v === undefined || (typeof v === 'string' && v.length > 0);
+const nonEmptyOptionalString = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.length > 0);
+const optionalTime = (v: unknown): boolean => v === undefined || v === null || stringOrNumber(v);
 const idOk = (v: unknown): boolean => (typeof v === 'string' ? v.length > 0 : finite(v));
 
 function everyOf(v: unknown, ok: (x: unknown) => boolean): boolean {
@@ -280,7 +284,7 @@ function messageOk(m: unknown): boolean {
 const messagesOk = (v: unknown): boolean => Array.isArray(v) && v.length > 0 && everyOf(v, messageOk);
 
 const eventOk = (e: unknown): boolean =>
-  plain(e) && feedbackValueOk(e.value) && nonEmptyOptionalString(e.name) && (e.created_at === undefined || stringOrNumber(e.created_at));
+  plain(e) && feedbackValueOk(e.value) && nonEmptyOptionalString(e.name) && optionalTime(e.created_at);
 
 function embeddedFeedbackOk(f: unknown): boolean {
   if (f === null || feedbackValueOk(f)) return true;
@@ -290,8 +294,8 @@ function embeddedFeedbackOk(f: unknown): boolean {
 
 function commonOk(o: Loose): boolean {
   return (
-    (o.id === undefined || idOk(o.id)) &&
-    (o.created_at === undefined || stringOrNumber(o.created_at)) &&
+    (o.id === undefined || o.id === null || idOk(o.id)) &&
+    optionalTime(o.created_at) &&
     nullishString(o.model) &&
     (nullishString(o.user_id) || finite(o.user_id)) &&
     (nullishString(o.session_id) || finite(o.session_id)) &&
@@ -329,6 +333,6 @@ export function quickValid(format: 'chat' | 'request_response' | 'prompt_complet
       );
     }
     case 'feedback':
-      return idOk(o.log_id) && feedbackValueOk(o.value) && nonEmptyOptionalString(o.name) && (o.created_at === undefined || stringOrNumber(o.created_at));
+      return idOk(o.log_id) && feedbackValueOk(o.value) && nonEmptyOptionalString(o.name) && optionalTime(o.created_at);
   }
 }

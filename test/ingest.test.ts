@@ -121,6 +121,76 @@ describe('ingest: shapes', () => {
     await store.close();
   });
 
+  it('ids given as numbers beyond 2^53 keep their digits (ids and feedback log_ids); smaller ones read as before', async () => {
+    const store = fresh();
+    const p = file(
+      'bigids.jsonl',
+      [
+        '{"id":12345678901234567890,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}',
+        '{"messages":[{"role":"user","content":"c"},{"role":"assistant","content":"d"}],"meta":{"id":1},"id" : 12345678901234567891}',
+        '{"id":42,"messages":[{"role":"user","content":"e"},{"role":"assistant","content":"f"}]}',
+        '{"id":1e21,"messages":[{"role":"user","content":"g"},{"role":"assistant","content":"h"}]}',
+        '{"log_id":12345678901234567891,"value":5}',
+        '{"note":"an \\"id\\": 1 in a string","log_id":-98765432109876543210,"value":1}',
+      ].join('\n') + '\n',
+    );
+    const s = await ingest(store, [p]);
+    expect(s.totals).toEqual({ lines: 6, inserted: 6, already_present: 0, blank: 0, quarantined: 0 });
+    const ids = store.sqlite.prepare('SELECT id FROM conversations ORDER BY pk').pluck().all();
+    expect(ids).toEqual(['12345678901234567890', '12345678901234567891', '42', '1e+21']);
+    expect(store.sqlite.prepare('SELECT log_id FROM feedback ORDER BY pk').pluck().all()).toEqual(['12345678901234567891', '-98765432109876543210']);
+    await store.close();
+  });
+
+  it('null for an optional field is the field left out (created_at, id, feedback name)', async () => {
+    const store = fresh();
+    const p = file(
+      'nulls.jsonl',
+      jsonl([
+        chat('n1', 'q', 'a', { created_at: null }),
+        chat(undefined, 'q2', 'a2', { id: null, created_at: null, feedback: [{ value: 4, name: null, created_at: null }] }),
+        { prompt: 'P', completion: 'C', id: 'n3', created_at: null },
+        { log_id: 'n1', value: 5, name: null, created_at: null },
+      ]),
+    );
+    const s = await ingest(store, [p]);
+    expect(s.totals).toEqual({ lines: 4, inserted: 4, already_present: 0, blank: 0, quarantined: 0 });
+    const rows = store.sqlite.prepare('SELECT id, created_at, created_at_ms FROM conversations ORDER BY pk').all() as { id: string; created_at: null; created_at_ms: null }[];
+    expect(rows.map((r) => [r.created_at, r.created_at_ms])).toEqual([
+      [null, null],
+      [null, null],
+      [null, null],
+    ]);
+    // No id: derived from the content, as when the key is absent.
+    expect(rows[1]!.id).toMatch(/^[0-9a-f]{32}$/);
+    expect(store.sqlite.prepare('SELECT name, value FROM feedback ORDER BY pk').all()).toEqual([
+      { name: 'score', value: 4 },
+      { name: 'score', value: 5 },
+    ]);
+    await store.close();
+  });
+
+  it('a date the calendar does not have is quarantined, not rolled over into the next month', async () => {
+    const store = fresh();
+    const p = file(
+      'dates.jsonl',
+      jsonl([
+        chat('d1', 'q', 'a', { created_at: '2026-02-30' }),
+        chat('d2', 'q', 'a', { created_at: '2026-04-31T10:00:00Z' }),
+        chat('d3', 'q', 'a', { created_at: '2024-02-29T10:00:00Z' }),
+        chat('d4', 'q', 'a', { created_at: '2100-02-29' }),
+        chat('d5', 'q', 'a', { created_at: '2000-02-29' }),
+      ]),
+    );
+    const s = await ingest(store, [p]);
+    expect(s.totals).toMatchObject({ lines: 5, inserted: 2, quarantined: 3 });
+    expect(store.sqlite.prepare('SELECT id FROM conversations ORDER BY pk').pluck().all()).toEqual(['d3', 'd5']);
+    const reasons = store.sqlite.prepare("SELECT reason || ' ' || coalesce(detail, '') FROM quarantine ORDER BY line").pluck().all();
+    expect(reasons[0]).toContain('created_at: expected a date that exists, got "2026-02-30"');
+    expect(reasons[1]).toContain('"2026-04-31T10:00:00Z"');
+    await store.close();
+  });
+
   it('maps embedded feedback forms to events (number, thumbs words and booleans, objects, arrays)', async () => {
     const store = fresh();
     const p = file(
