@@ -91,6 +91,8 @@ export default defineStage({
     /** The first and last user turns' link hashes (NaN: none, or the same text as the prompt), linked below. */
     const turnLinks = new Float64Array(2 * n).fill(NaN);
     const turnCount = new HashIndex(n);
+    /** Each conversation's prompt hash (NaN: no user text). */
+    const promptOf = new Float64Array(n);
     // seededUnit(seed, `p:<prompt hash>`) and seededUnit(seed, `g:<group>`), the seed and prefix hashed once.
     const promptUnits = new SeededUnits(ctx.seed, 'p:');
     const groupUnits = new SeededUnits(ctx.seed, 'g:');
@@ -115,6 +117,7 @@ export default defineStage({
       // Identical prompts never straddle the split; empty texts say nothing and link nothing. The first and last
       // user turns (when there are several) are linked after the scan, once it is known how common each is.
       const prompt = c.signals.keyLength('prompt') > 0 ? c.signals.keyHash('prompt') : NaN;
+      promptOf[k] = prompt;
       let turns = 0;
       for (const h of c.signals.linkHashes()) {
         if (h === prompt) {
@@ -132,19 +135,38 @@ export default defineStage({
         stratum[k] = v === undefined || v === null ? '(none)' : String(v);
       } else stratum[k] = 'all';
     }
-    // One namespace with the prompts: a single-turn prompt equal to another conversation's first turn links them.
+    // Shared first or last turns link conversations too (one namespace with the prompts: a single-turn prompt equal
+    // to another conversation's first turn links them), in ingest order, each to the earliest conversation with
+    // that text. Under `stable` such a link never moves a conversation already split: it joins two groups only
+    // when they land on the same side, or when the newer one has no member older than the conversation that
+    // links them (nothing in it was split before it). So a newcomer whose first turn is one group's and whose
+    // last turn is another's, on the other side, joins the first and leaves the other where it was; before, the
+    // two merged and the later group changed sides (test examples of an earlier night moved to train). Identical
+    // prompts and group keys (linked above) still always join.
+    const stable = p.method === 'stable';
+    const fraction = p.test_size !== undefined ? (n === 0 ? 0 : Math.min(1, p.test_size / n)) : (p.test_fraction ?? 0.1);
+    const firstByText = new HashIndex(n);
     let boilerplate = 0;
-    for (let j = 0; j < turnLinks.length; j++) {
-      const h = turnLinks[j]!;
-      if (Number.isNaN(h)) continue;
-      if (turnCount.get(h) > LINK_CAP) {
-        boilerplate++;
-        continue;
+    let keptApart = 0;
+    for (let k = 0; k < n; k++) {
+      for (let t = -1; t < 2; t++) {
+        const h = t === -1 ? promptOf[k]! : turnLinks[2 * k + t]!;
+        if (Number.isNaN(h)) continue;
+        if (turnCount.get(h) > LINK_CAP) {
+          if (t !== -1) boilerplate++;
+          continue;
+        }
+        const j = firstByText.get(h);
+        if (j === -1) {
+          firstByText.set(h, k);
+          continue;
+        }
+        const rk = uf.find(k);
+        const rj = uf.find(j);
+        if (rk === rj) continue;
+        if (!stable || rk === k || (unit[rk]! < fraction) === (unit[rj]! < fraction)) uf.union(rk, rj);
+        else keptApart++;
       }
-      const k = j >>> 1;
-      const first = firstByPrompt.get(h);
-      if (first === -1) firstByPrompt.set(h, k);
-      else uf.union(first, k);
     }
 
     // A component's value is its first member's (the union-find root is its smallest index, i.e. the earliest
@@ -166,8 +188,7 @@ export default defineStage({
     for (const r of roots) largest = Math.max(largest, compSize[r]!);
 
     const testComp = new Uint8Array(n);
-    if (p.method === 'stable') {
-      const fraction = p.test_size !== undefined ? (n === 0 ? 0 : Math.min(1, p.test_size / n)) : (p.test_fraction ?? 0.1);
+    if (stable) {
       for (const r of roots) if (unit[r]! < fraction) testComp[r] = 1;
     } else {
       // Exact: within each stratum (a component's stratum is its root's), fill the test set in hash order.
@@ -222,10 +243,10 @@ export default defineStage({
     ctx.stats.components = roots.length;
     ctx.stats.largest_component = largest;
     ctx.stats.boilerplate_turns_not_linked = boilerplate;
+    ctx.stats.turn_links_kept_apart = keptApart;
     ctx.stats.strata = table.objects();
     // A test share far from the one asked for (by more than 5 points, or half the fraction): say so, and name the
     // likely cause, a linked group larger than the whole test target.
-    const fraction = p.test_size !== undefined ? (n === 0 ? 0 : Math.min(p.test_size, n) / n) : (p.test_fraction ?? 0.1);
     if (n >= 200 && Math.abs(nTest / n - fraction) > Math.max(0.05, fraction / 2)) {
       const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
       const cause =

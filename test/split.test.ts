@@ -6,6 +6,7 @@ import { jsonl, tempDir } from './support/tmp.js';
 import { chat, curate, prng, readOutputs, words, type Curated } from './support/pipeline.js';
 import { LINK_CAP } from '../stages/split.js';
 import { seededUnit } from '../pipeline/normalize.js';
+import Database from 'better-sqlite3';
 
 const root = tempDir('logcurate-split-');
 const rand = prng(777);
@@ -255,6 +256,40 @@ describe('split: the test share follows test_fraction whatever the components lo
     expect(moved).toEqual([]);
     for (let k = 0; k < 300; k++) expect(after.get(`new${k}`), `new${k}`).toBe(after.get(`old${k}`));
     expect(first.testIds.length).toBeGreaterThan(0);
+  });
+
+  it('a newcomer whose first and last turns are two groups on opposite sides joins the first and moves neither', async () => {
+    const dir = join(root, 'bridge-nights');
+    mkdirSync(dir);
+    const single = (id: string, q: string) => ({ id, messages: [{ role: 'user', content: q }, { role: 'assistant', content: `a ${id}` }] });
+    const questions = Array.from({ length: 40 }, (_, k) => `question ${k} ${prompt()}`);
+    writeFileSync(join(dir, 'night-1.jsonl'), jsonl(questions.map((q, k) => single(`n1-${k}`, q))));
+    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ name: 'b', seed: 3, inputs: ['night-*.jsonl'], stages: [{ split: { test_fraction: 0.5 } }, { emit: EMIT }] }));
+    const db = join(dir, 'store.db');
+    const first = readOutputs(join(dir, 'o1'), await runConfigFile(join(dir, 'cfg.json'), { db, out: join(dir, 'o1') }));
+    const before = splitOf(first);
+    // Bridges: each opens with a test conversation's question and ends with a train one's.
+    const inTest = questions.map((_, k) => k).filter((k) => before.get(`n1-${k}`) === 'test');
+    const inTrain = questions.map((_, k) => k).filter((k) => before.get(`n1-${k}`) === 'train');
+    expect(inTest.length).toBeGreaterThan(3);
+    expect(inTrain.length).toBeGreaterThan(3);
+    const bridges = [0, 1, 2].map((b) => twoTurns(`bridge-${b}`, questions[inTest[b]!]!, questions[inTrain[b]!]!));
+    // And the other way round: a train question first, a test one last.
+    bridges.push(twoTurns('bridge-3', questions[inTrain[3]!]!, questions[inTest[3]!]!));
+    writeFileSync(join(dir, 'night-2.jsonl'), jsonl(bridges));
+    const second = readOutputs(join(dir, 'o2'), await runConfigFile(join(dir, 'cfg.json'), { db, out: join(dir, 'o2') }));
+    const after = splitOf(second);
+    expect([...before].filter(([id, status]) => after.get(id) !== status).map(([id]) => id)).toEqual([]);
+    expect([0, 1, 2].map((b) => after.get(`bridge-${b}`))).toEqual(['test', 'test', 'test']);
+    expect(after.get('bridge-3')).toBe('train');
+    const store = new Database(db, { readonly: true });
+    const stats = store.prepare('SELECT stats_json FROM run_stages WHERE run_id = ? AND name = ?').pluck().get(second.manifest.run.id, 'split') as string;
+    store.close();
+    expect(JSON.parse(stats)).toMatchObject({ turn_links_kept_apart: 4 });
+    // Both nights ingested at once give the same split: where a conversation lands does not depend on how the
+    // logs were cut into nights.
+    const once = await curate(root, { logs: [...questions.map((q, k) => single(`n1-${k}`, q)), ...bridges], stages: [{ split: { test_fraction: 0.5 } }], emit: EMIT, seed: 3 });
+    expect(new Map([...splitOf(once)].sort())).toEqual(new Map([...after].sort()));
   });
 
   it('warns in the manifest when the test share misses test_fraction, naming a group larger than the test target', async () => {
