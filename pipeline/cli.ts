@@ -245,19 +245,35 @@ export function formatRunSummary(r: RunResult): string {
 
 /** Runs the CLI and returns the exit code (0 done, 1 job failed, 2 usage or config error). */
 export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
-  const program = buildProgram(io);
+  // With --json, stdout carries exactly one JSON document (SPEC §1), a failed command's too: when it failed
+  // before printing its own (a run's manifest, say), stdout gets {"error", "exit_code"} instead of nothing, so
+  // `run --json > night.json` never leaves an empty file for the job that reads it.
+  let printed = false;
+  const tracked: Io = {
+    stdout: (s) => {
+      printed = true;
+      io.stdout(s);
+    },
+    stderr: io.stderr,
+  };
+  const json = argv.includes('--json');
+  const fail = (code: number, message: string): number => {
+    if (json && !printed) printJson(io, { error: message, exit_code: code });
+    return code;
+  };
+  const program = buildProgram(tracked);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      return 2;
+      return fail(2, err.message.replace(/^error: /, ''));
     }
     if (err instanceof ValidationFailed) return 1;
     io.stderr(`logcurate: error: ${(err as Error).message}\n`);
     if (process.env.LOGCURATE_DEBUG && err instanceof Error) io.stderr(`${err.stack}\n`);
-    return exitCodeOf(err);
+    return fail(exitCodeOf(err), err instanceof Error ? err.message : String(err));
   }
 }
 

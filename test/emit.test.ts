@@ -736,7 +736,7 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
     writeFileSync(p.config, JSON.stringify({ name: 'limit-fail', store: 'store.db', inputs: ['in.jsonl'], stages: [emit({ model: 'davinci-002', over_limit: 'fail', lineage: true, report: true })] }));
     const r = p.cli();
     expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ error: expect.stringContaining('over_limit: fail'), exit_code: 1 });
     expect(r.stderr).toContain('"cut-one"');
     expect(r.stderr).toContain('4096');
     expect(r.stderr).toContain('over_limit: fail');
@@ -775,6 +775,8 @@ describe('emit: a failed run leaves the previous run in place', () => {
     const r = p.cli();
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`fewer than min_examples 1; no files were written (the previous run's files are untouched); the store ${join(p.dir, 'stroe.db')} holds no conversations`);
+    // --json: stdout still holds exactly one JSON document, the error (SPEC §1), not nothing.
+    expect(JSON.parse(r.stdout)).toEqual({ error: expect.stringContaining('fewer than min_examples 1'), exit_code: 1 });
     // A store with conversations, all dropped or too few: no such hint.
     const few = project('min-examples-few', records, [emit({ min_examples: 6 })]);
     const r2 = few.cli();

@@ -159,6 +159,14 @@ describe('opening a file that is not a store', () => {
     const r = spawnSync(process.execPath, [CLI, 'stats', '--db', path], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${path}: cannot open the store: file is not a database`);
+    expect(r.stdout).toBe('');
+    // With --json, the error is stdout's one JSON document too; usage errors (exit 2) as well.
+    const j = spawnSync(process.execPath, [CLI, 'stats', '--db', path, '--json'], { encoding: 'utf8' });
+    expect(j.status).toBe(1);
+    expect(JSON.parse(j.stdout)).toEqual({ error: `${path}: cannot open the store: file is not a database`, exit_code: 1 });
+    const u = spawnSync(process.execPath, [CLI, 'stats', '--db', path, '--json', '--bogus'], { encoding: 'utf8' });
+    expect(u.status).toBe(2);
+    expect(JSON.parse(u.stdout)).toEqual({ error: "unknown option '--bogus'", exit_code: 2 });
   });
 });
 

@@ -215,7 +215,7 @@ describe('logcurate validate: files that cannot be read', () => {
     const missing = join(dir, 'no-such-file.jsonl');
     const r = cli(['validate', missing, '--json']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ error: `${missing}: cannot read: ENOENT`, exit_code: 1 });
     expect(r.stderr).toContain(missing);
   });
 
