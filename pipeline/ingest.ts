@@ -13,7 +13,7 @@ import { ownerAlive } from './owner.js';
 import type { Options as CsvOptions } from 'csv-parse';
 import { glob, isDynamicPattern, parseCsv } from './vendor.js';
 import { envSwitch } from './env.js';
-import { resolve, isAbsolute } from 'node:path';
+import { dirname, resolve, isAbsolute } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { openDecompressed, readLines } from './lines.js';
@@ -41,6 +41,12 @@ export interface IngestOptions {
   readonly csvMap?: Readonly<Record<string, string>>;
   /** Base directory for relative patterns (a config's folder); default: the current directory. */
   readonly cwd?: string;
+  /**
+   * A run's own output files (absolute paths): an input that is one of them is a config error. An output folder
+   * inside the inputs' pattern (`inputs: [data/*.jsonl]`, `emit.dir: data`) would feed each night's train and
+   * test files back in as new logs.
+   */
+  readonly ownOutputs?: readonly string[];
   readonly progress?: Progress;
   /** Lines per batch (prepared together, written together). */
   readonly batchSize?: number;
@@ -136,6 +142,14 @@ export async function ingest(store: Store, inputs: readonly (string | InputSpec)
     if (!CSV_FIELD_NAMES.includes(field.trim().toLowerCase())) throw new UsageError(`--map ${column}=${field}: expected a field among ${CSV_FIELD_NAMES.join(', ')}`);
   }
   const { files, warnings } = await expandInputs(inputs, opts.cwd);
+  const own = new Set(opts.ownOutputs ?? []);
+  for (const f of files) {
+    if (own.has(f.path)) {
+      throw new UsageError(
+        `inputs: ${f.path} is one of this run's own output files (emit.dir ${dirname(f.path)}): it would be ingested as new logs; expected inputs outside the output folder (narrow the pattern, or move emit.dir)`,
+      );
+    }
+  }
   const summaries: FileSummary[] = [];
   const totals = zeroCounts();
   let bytes = 0;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
@@ -104,7 +104,10 @@ const RUN_CACHE_KB = 16_384;
 
 export async function runConfig(store: Store, config: LoadedConfig, opts: RunOptions = {}): Promise<RunResult> {
   const progress = opts.progress ?? silentProgress;
-  const ingestSummary = await ingest(store, config.inputs, { cwd: config.dir, progress });
+  const emit = config.stages.find((st) => st.name === 'emit');
+  const outDir = opts.out !== undefined ? resolve(opts.out) : emit ? (emit.params as { dir: string }).dir : null;
+  const ownOutputs = outDir === null ? [] : ['train.jsonl', 'test.jsonl', 'lineage.jsonl'].map((f) => join(outDir, f));
+  const ingestSummary = await ingest(store, config.inputs, { cwd: config.dir, progress, ownOutputs });
   for (const w of ingestSummary.warnings) progress.log(`warning: ${w}`);
   const cacheSize = store.sqlite.pragma('cache_size', { simple: true }) as number;
   store.sqlite.pragma(`cache_size = -${RUN_CACHE_KB}`);

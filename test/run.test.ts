@@ -368,3 +368,31 @@ describe.skipIf(!realdata && !mustRun)('run: a nightly config over real data', (
     expect(filterRow.in - filterRow.out).toBe([...lineage].filter((x) => x.stage === 'filter').length);
   });
 });
+
+describe('run: an output folder the inputs would read back', () => {
+  it('is a config error once the outputs are there: nothing is ingested, the files stay', () => {
+    const dir = join(root, 'loop');
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    const rand = prng(5);
+    const logs = Array.from({ length: 30 }, (_, k) => ({ id: `l${k}`, messages: [{ role: 'user', content: words(rand, 6).join(' ') }, { role: 'assistant', content: `answer ${k}` }] }));
+    writeFileSync(join(dir, 'data', 'logs.jsonl'), jsonl(logs));
+    const config = join(dir, 'loop.yaml');
+    writeFileSync(config, 'name: loop\nstore: loop.db\ninputs: ["data/*.jsonl"]\nstages:\n  - emit: { dir: data, model: gpt-4o-mini-2024-07-18, min_examples: 0, report: false }\n');
+    const first = cli(['run', config, '--quiet', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const files = readdirSync(join(dir, 'data')).sort();
+    expect(files).toEqual(['lineage.jsonl', 'logs.jsonl', 'manifest.json', 'test.jsonl', 'train.jsonl']);
+    const second = cli(['run', config, '--quiet']);
+    expect(second.code).toBe(2);
+    // The pattern lists the files in order: lineage.jsonl is the first of the run's own.
+    expect(second.stderr).toContain(`inputs: ${join(dir, 'data', 'lineage.jsonl')} is one of this run's own output files (emit.dir ${join(dir, 'data')})`);
+    const store = new Database(join(dir, 'loop.db'), { readonly: true });
+    expect(store.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(30);
+    expect(store.prepare('SELECT count(*) FROM ingest_files').pluck().get()).toBe(1);
+    store.close();
+    expect(readdirSync(join(dir, 'data')).sort()).toEqual(files);
+    // --out overrides emit.dir for the check too.
+    const out = cli(['run', config, '--quiet', '--out', join(dir, 'data')]);
+    expect(out.code).toBe(2);
+  });
+});
