@@ -367,7 +367,7 @@ async function ingestFile(
     writer.rollback(counts);
     // Let batches already handed out settle, so nothing runs on after the failure is reported.
     await Promise.allSettled(inFlight.map((b) => b.handed.prepared));
-    task.done();
+    task.stop();
     if (err instanceof JobError || err instanceof UsageError) throw err;
     throw new JobError(`${path}: ingest failed after line ${counts.lines}: ${(err as Error).message}`);
   }
@@ -475,7 +475,11 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
       },
     } as CsvOptions),
   );
+  // A header that does not parse (a JSONL file read as CSV, say) leaves no column names to read rows by.
+  const headerUnreadable = (): UsageError =>
+    new UsageError(`${path}:1: cannot read the CSV header: ${skipped[0]!.csvError!.replace(/^CSV: /, '')}; expected a header line of column names`);
   for await (const rec of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number } }>) {
+    if (names === null && skipped.length > 0) throw headerUnreadable();
     while (skipped.length) yield skipped.shift()!;
     const startLine = lastLine + 1;
     lastLine = rec.info.lines;
@@ -506,6 +510,7 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
     });
     yield { lineNo: startLine, raw, csv: fields };
   }
+  if (names === null && skipped.length > 0) throw headerUnreadable();
   while (skipped.length) yield skipped.shift()!;
 }
 

@@ -13,6 +13,8 @@ export interface ProgressTask {
   /** `items` units of work done, `amount` toward the total (bytes or items). */
   tick(items: number, amount?: number): void;
   done(summary?: string): void;
+  /** The task ended in an error (which its caller reports): not "done". */
+  stop(): void;
 }
 
 export interface Progress {
@@ -21,7 +23,7 @@ export interface Progress {
   log(message: string): void;
 }
 
-const noopTask: ProgressTask = { tick() {}, done() {} };
+const noopTask: ProgressTask = { tick() {}, done() {}, stop() {} };
 export const silentProgress: Progress = { task: () => noopTask, log() {} };
 
 export type ProgressMode = 'bar' | 'lines' | 'quiet';
@@ -73,6 +75,9 @@ class LineProgress implements Progress {
         const secs = ((Date.now() - started) / 1000).toFixed(1);
         this.out.write(`logcurate: ${label}: done in ${secs}s${summary ? ` — ${summary}` : ''}\n`);
       },
+      stop: () => {
+        this.out.write(`logcurate: ${label}: stopped after ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+      },
     };
   }
 }
@@ -114,6 +119,10 @@ class BarProgress implements Progress {
         bar.stop();
         const secs = ((Date.now() - started) / 1000).toFixed(1);
         this.out.write(`logcurate: ${label}: done in ${secs}s${summary ? ` — ${summary}` : ''}\n`);
+      },
+      stop: () => {
+        bar.stop();
+        this.out.write(`logcurate: ${label}: stopped after ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
       },
     };
   }

@@ -104,6 +104,16 @@ describe('ingest: shapes', () => {
     await store.close();
   });
 
+  it('CSV: a header that does not parse (a JSONL file read as CSV) is a usage error, and progress says stopped', () => {
+    const p = file('forced.jsonl', jsonl([chat('f1', 'q', 'a'), chat('f2', 'q2', 'a2')]));
+    const r = cli(['ingest', p, '--format', 'csv', '--db', join(dir, 'forced.db')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`logcurate: error: ${p}:1: cannot read the CSV header: Invalid Opening Quote`);
+    expect(r.stderr).toContain('expected a header line of column names');
+    expect(r.stderr).toMatch(/forced\.jsonl: stopped after [\d.]+s\n/);
+    expect(r.stderr).not.toMatch(/forced\.jsonl: done/);
+  });
+
   it('CSV: a row with more cells than the header is quarantined whole; --map takes only known fields', async () => {
     const store = fresh();
     const p = file('ragged.csv', 'question,answer\nq1,a1\nq2,a2,extra\nq3\n');
