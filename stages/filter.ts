@@ -1,19 +1,24 @@
 /** filter — keeps conversations that pass every condition given (SPEC §3). */
 import { z } from 'zod';
-import { feedbackAggregateSchema, regexSchema } from '../schemas/config.js';
+import { feedbackAggregateSchema, ownKeyRecord, regexSchema } from '../schemas/config.js';
 import { defineStage, type Message, type ScanField } from '../pipeline/stage.js';
 import { parseTimestamp } from '../pipeline/records.js';
 import { globToRegExp, contentText } from '../pipeline/messages.js';
 
-const scalar = z.union([z.string(), z.number(), z.boolean()]);
-const timestamp = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const t = parseTimestamp(v, 'value');
-  if (t === null || typeof t === 'string') {
-    ctx.addIssue({ code: 'custom', message: `expected ISO 8601 or epoch seconds/milliseconds, got ${JSON.stringify(v)}` });
-    return z.NEVER;
-  }
-  return t.ms;
-});
+const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a tag value (string, number or boolean)' });
+const EXPECTED_TIME = 'expected ISO 8601 or epoch seconds/milliseconds';
+const timestamp = z
+  // zod takes no infinite number: 1e999 fails the union, which says what it got (JSON would print null).
+  .union([z.string(), z.number()], { error: (iss) => `${EXPECTED_TIME}, got ${typeof iss.input === 'number' ? String(iss.input) : JSON.stringify(iss.input)?.slice(0, 60)}` })
+  .transform((v, ctx) => {
+    const t = parseTimestamp(v, 'value');
+    if (t === null || typeof t === 'string') {
+      // parseTimestamp's own message ("value: expected a date that exists, …") without its path.
+      ctx.addIssue({ code: 'custom', message: typeof t === 'string' ? t.slice('value: '.length) : `${EXPECTED_TIME}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return t.ms;
+  });
 
 export const filterParams = z
   .strictObject({
@@ -30,9 +35,10 @@ export const filterParams = z
     since: timestamp.optional(),
     until: timestamp.optional(),
     models: z.array(z.string().min(1)).min(1).optional(),
-    tags: z
-      .record(z.string(), z.union([scalar, z.array(scalar).min(1)], { error: 'expected a tag value (string, number or boolean) or a non-empty list of them' }))
-      .optional(),
+    tags: ownKeyRecord(
+      z.union([scalar, z.array(scalar).min(1, { error: 'expected a non-empty list of tag values' })], { error: 'expected a tag value (string, number or boolean) or a non-empty list of them' }),
+      'expected a mapping of tag keys to values',
+    ).optional(),
     exclude_errors: z.boolean().default(true),
     min_turns: z.number().int().min(0).optional(),
     max_turns: z.number().int().min(0).optional(),
@@ -127,7 +133,7 @@ export default defineStage({
       }
       if (models && !(c.model !== null && models.some((re) => re.test(c.model!)))) return 'model_not_selected';
       for (const [key, allowed] of tagRules) {
-        const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, key) ? c.tags[key] : undefined;
+        const v = c.tags && Object.hasOwn(c.tags, key) ? c.tags[key] : undefined;
         if (v === undefined || v === null || !allowed.includes(String(v))) return `tag_mismatch:${key}`;
       }
       const turns = c.assistantTurns;

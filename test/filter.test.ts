@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './support/tmp.js';
 import { chat, curate } from './support/pipeline.js';
+import { filterParams } from '../stages/filter.js';
 
 const root = tempDir('logcurate-filter-');
 const at = (day: number, hour = 12): string => new Date(Date.UTC(2024, 2, day, hour)).toISOString();
@@ -177,6 +178,32 @@ describe('filter: every other condition, each with its reason', () => {
     });
     expect(r.trainIds.sort()).toEqual(['n1', 'n2']);
     expect(r.dropped).toEqual({ n3: 'tag_mismatch:n', old: 'before_since' });
+  });
+
+  it('a tag key may be any string, __proto__ and constructor included', async () => {
+    // JSON.parse gives an own `__proto__` key, as a JSON or YAML config and the logs do; a literal would set the prototype.
+    const tags = (json: string): Record<string, unknown> => JSON.parse(json) as Record<string, unknown>;
+    const logs = [
+      good('proto-x', { tags: tags('{"__proto__": "x"}') }),
+      good('proto-y', { tags: tags('{"__proto__": "y"}') }),
+      good('ctor-x', { tags: tags('{"constructor": "x"}') }),
+      good('plain', { tags: { lang: 'en' } }),
+    ];
+    const proto = await curate(root, { logs, stages: [{ filter: { tags: tags('{"__proto__": "x"}') } }] });
+    expect(proto.trainIds).toEqual(['proto-x']);
+    expect(proto.dropped).toEqual({ 'proto-y': 'tag_mismatch:__proto__', 'ctor-x': 'tag_mismatch:__proto__', plain: 'tag_mismatch:__proto__' });
+    const both = await curate(root, { logs, stages: [{ filter: { tags: tags('{"constructor": ["x"], "__proto__": ["x", "y"]}') } }] });
+    expect(both.trainIds).toEqual([]);
+    expect(both.dropped).toEqual({ 'proto-x': 'tag_mismatch:constructor', 'proto-y': 'tag_mismatch:constructor', 'ctor-x': 'tag_mismatch:__proto__', plain: 'tag_mismatch:constructor' });
+  });
+
+  it('the parsed tags condition keeps every key as an own key, with no prototype to look keys up in', () => {
+    const p = filterParams.parse(JSON.parse('{"tags": {"__proto__": "x", "toString": ["a", 1]}}') as unknown);
+    expect(Object.keys(p.tags!)).toEqual(['__proto__', 'toString']);
+    expect(Object.hasOwn(p.tags!, '__proto__')).toBe(true);
+    expect(Object.getOwnPropertyDescriptor(p.tags!, '__proto__')!.value).toBe('x');
+    expect(Object.getPrototypeOf(p.tags!)).toBe(null);
+    expect(() => filterParams.parse(JSON.parse('{"tags": {"__proto__": {"a": 1}}}') as unknown)).toThrow(/expected a tag value/);
   });
 });
 
