@@ -72,7 +72,9 @@ export function baseModelOf(name: string): string {
   return base === '' ? trimmed : base;
 }
 
-export function resolveModel(name: string, opts: { pricePer1M?: number } = {}): ModelInfo {
+export function resolveModel(given: string, opts: { pricePer1M?: number } = {}): ModelInfo {
+  // The base is looked up trimmed, so the name reported is trimmed too: both describe the same model.
+  const name = given.trim();
   const override = opts.pricePer1M;
   if (override !== undefined && !(Number.isFinite(override) && override >= 0)) {
     throw new RangeError(`price_per_1m_training_tokens: expected a non-negative number, got ${String(override)}`);

@@ -27,10 +27,14 @@ import { FLAG_NO_SYSTEM_OR_USER, FLAG_OVER_LIMIT, FLAG_TRUNCATED, OutcomeRecorde
 export const emitParams = z.strictObject({
   dir: z.string().min(1),
   format: z.enum(['openai_chat', 'openai_completion']).default('openai_chat'),
-  model: z.string().min(1, { error: 'expected a model name such as gpt-4o-mini-2024-07-18' }),
-  price_per_1m_training_tokens: z.number().min(0, { error: 'expected a price ≥ 0' }).optional(),
+  // Trimmed once here, so the price, the limit, the manifest and job_request all see the same name.
+  model: z.string().trim().min(1, { error: 'expected a model name such as gpt-4o-mini-2024-07-18' }),
+  // The cap is far above any real price and keeps the cost finite (1e6 × 50 epochs × the billing tokens).
+  price_per_1m_training_tokens: z.number({ error: 'expected a price from 0 to 1000000 USD per 1M training tokens' }).min(0).max(1_000_000).optional(),
   epochs: z
-    .union([z.literal('auto'), z.number().int().min(1).max(50)], { error: 'expected auto or a whole number from 1 to 50' })
+    .union([z.literal('auto'), z.number({ error: 'expected auto or a whole number from 1 to 50' }).int().min(1).max(50)], {
+      error: 'expected auto or a whole number from 1 to 50',
+    })
     .default('auto'),
   over_limit: z.enum(['drop', 'truncate', 'fail']).default('drop'),
   min_examples: z.number().int().min(0).default(10),

@@ -64,6 +64,14 @@ describe('resolveModel: the price and limit table', () => {
     expect(baseModelOf('gpt-4o')).toBe('gpt-4o');
   });
 
+  it('reports the name it looked up: surrounding whitespace is trimmed from name and base alike', () => {
+    expect(resolveModel(' gpt-4o-mini-2024-07-18 \t')).toMatchObject({ name: 'gpt-4o-mini-2024-07-18', base: 'gpt-4o-mini-2024-07-18', pricePer1M: 3, inTable: true });
+    const ft = resolveModel('ft:gpt-4o-mini-2024-07-18:acme::9xYz12 ');
+    expect(ft.name).toBe('ft:gpt-4o-mini-2024-07-18:acme::9xYz12');
+    expect(ft.base).toBe('gpt-4o-mini-2024-07-18');
+    expect(resolveModel(' llama-3 ').warnings[0]).toContain('Model "llama-3" has no known encoding');
+  });
+
   it('does not let an unrelated suffix fall back to a shorter family', () => {
     const audio = resolveModel('gpt-4o-audio-preview');
     expect(audio.encoding).toBe('o200k_base');
