@@ -45,6 +45,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function kindOf(v: unknown): string {
   if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
   if (Array.isArray(v)) return v.length === 0 ? 'an empty array' : 'an array';
   if (typeof v === 'string') return v === '' ? '""' : 'a string';
   if (typeof v === 'object') return 'an object';
@@ -161,9 +162,11 @@ export function checkCompletionExample(value: unknown): ValidationError[] {
       errors.push({ kind: 'message_unrecognized_key', message: `${key}: unrecognized key in a prompt/completion example; expected only prompt and completion` });
     }
   }
-  if (typeof value.prompt !== 'string') errors.push({ kind: 'data_type', message: `prompt: expected a string, got ${kindOf(value.prompt)}` });
+  // A chat line in a prompt/completion file has neither key: say so rather than naming undefined's type.
+  const got = (key: 'prompt' | 'completion'): string => (Object.hasOwn(value, key) ? kindOf(value[key]) : `no "${key}" key`);
+  if (typeof value.prompt !== 'string') errors.push({ kind: 'data_type', message: `prompt: expected a string, got ${got('prompt')}` });
   if (typeof value.completion !== 'string' || value.completion === '') {
-    errors.push({ kind: 'missing_content', message: `completion: expected a non-empty string, got ${kindOf(value.completion)}` });
+    errors.push({ kind: 'missing_content', message: `completion: expected a non-empty string, got ${got('completion')}` });
   }
   return errors;
 }

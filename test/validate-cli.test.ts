@@ -263,4 +263,19 @@ describe('logcurate validate: the legacy prompt/completion format', () => {
       [3, 'message_unrecognized_key'],
     ]);
   });
+
+  it('a chat line in a prompt/completion file names the missing keys, not "a undefined"', () => {
+    const path = file([line({ prompt: 'a', completion: 'b' }), line({ messages: [u('q'), a('x')] })].join('\n') + '\n');
+    const v = validate(path);
+    expect(v.code).toBe(1);
+    expect(v.report.errors).toEqual([
+      { line: 2, kind: 'message_unrecognized_key', message: 'messages: unrecognized key in a prompt/completion example; expected only prompt and completion' },
+      { line: 2, kind: 'data_type', message: 'prompt: expected a string, got no "prompt" key' },
+      { line: 2, kind: 'missing_content', message: 'completion: expected a non-empty string, got no "completion" key' },
+    ]);
+    const human = cli(['validate', path]);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain('line 2: data_type: prompt: expected a string, got no "prompt" key');
+    expect(human.stdout).not.toMatch(/undefined/);
+  });
 });

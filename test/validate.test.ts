@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
+  checkCompletionExample,
   checkExample,
   fileSizeWarning,
   formatValidateReport,
@@ -70,6 +71,17 @@ describe('checkExample: OpenAI error kinds', () => {
   it('reports data_type for anything but an object', () => {
     for (const v of [[], 'text', 42, null, true]) expect(kinds(checkExample(v))).toEqual(['data_type']);
     expect(checkExample([1])[0].message).toBe('expected a JSON object, got an array');
+  });
+
+  it('prompt/completion: a missing key is named as missing, a wrong value by its kind', () => {
+    expect(checkCompletionExample({ completion: 'b' })).toEqual([{ kind: 'data_type', message: 'prompt: expected a string, got no "prompt" key' }]);
+    expect(checkCompletionExample({ prompt: 'a' })).toEqual([{ kind: 'missing_content', message: 'completion: expected a non-empty string, got no "completion" key' }]);
+    expect(checkCompletionExample({ prompt: 1, completion: null })).toEqual([
+      { kind: 'data_type', message: 'prompt: expected a string, got a number' },
+      { kind: 'missing_content', message: 'completion: expected a non-empty string, got null' },
+    ]);
+    // A value that is present but undefined (a JS caller, not JSON) is not "a undefined" either.
+    expect(checkExample({ messages: [undefined, { role: 'assistant', content: 'x' }] })[0]!.message).toBe('messages[0]: expected a message object, got undefined');
   });
 
   it('reports missing_messages_list for absent, empty or non-array messages', () => {
