@@ -51,13 +51,21 @@ export function parseConfigText(text: string, path: string): unknown {
   if (/\.json$/i.test(path)) {
     // Editors on Windows like to start files with a byte-order mark; JSON.parse does not accept one.
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    let value: unknown;
     try {
-      return JSON.parse(text);
+      value = JSON.parse(text);
     } catch (err) {
       // V8's messages give a position only for some errors ("Unexpected token ']'" has none): find it ourselves.
       const { line, col } = lineCol(text, jsonErrorOffset(text));
       throw new UsageError(`${path}:${line}:${col}: invalid JSON: ${(err as Error).message.split('\n')[0]}`);
     }
+    // JSON.parse keeps the last of a repeated key; YAML (uniqueKeys) rejects it, and so does this.
+    const dup = walkJson(text).duplicate;
+    if (dup) {
+      const { line, col } = lineCol(text, dup.at);
+      throw new UsageError(`${path}:${line}:${col}: invalid JSON: duplicate key ${formatPath(dup.path)} (first on line ${lineCol(text, dup.firstAt).line})`);
+    }
+    return value;
   }
   const lineCounter = new LineCounter();
   const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
@@ -87,9 +95,18 @@ function lineCol(text: string, offset: number): { line: number; col: number } {
 const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
 const JSON_SCALAR = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
-/** The offset of the first JSON syntax error in `text` (a small recursive-descent checker of RFC 8259). */
+/** The offset of the first JSON syntax error in `text` (text.length when there is none). */
 export function jsonErrorOffset(text: string): number {
+  return walkJson(text).errorAt;
+}
+
+/**
+ * A small recursive-descent checker of RFC 8259: the offset of the first syntax error (text.length when
+ * there is none), and the first key repeated within one object (its offset, the first one's, its key path).
+ */
+function walkJson(text: string): { errorAt: number; duplicate?: { at: number; firstAt: number; path: (string | number)[] } } {
   let i = 0;
+  let duplicate: { at: number; firstAt: number; path: (string | number)[] } | undefined;
   const fail = (): never => {
     throw new RangeError(String(i));
   };
@@ -106,11 +123,15 @@ export function jsonErrorOffset(text: string): number {
     if (text[i] !== c) fail();
     i++;
   };
+  const path: (string | number)[] = [];
   const value = (): void => {
     ws();
     const c = text[i];
     if (c === '{' || c === '[') {
       const close = c === '{' ? '}' : ']';
+      // Keys decoded ("a" and "\u0061" are one key), with the offset of their first appearance.
+      const seen = c === '{' ? new Map<string, number>() : null;
+      let index = 0;
       i++;
       ws();
       if (text[i] === close) {
@@ -118,13 +139,21 @@ export function jsonErrorOffset(text: string): number {
         return;
       }
       for (;;) {
+        let key: string | number = index++;
         if (c === '{') {
           ws();
           if (text[i] !== '"') fail();
+          const start = i;
           token(JSON_STRING);
+          key = JSON.parse(text.slice(start, i)) as string;
+          const first = seen!.get(key);
+          if (first === undefined) seen!.set(key, start);
+          else duplicate ??= { at: start, firstAt: first, path: [...path, key] };
           expect(':');
         }
+        path.push(key);
         value();
+        path.pop();
         ws();
         if (text[i] === ',') i++;
         else if (text[i] === close) {
@@ -139,10 +168,10 @@ export function jsonErrorOffset(text: string): number {
     value();
     ws();
     if (i < text.length) fail();
-    return text.length;
+    return { errorAt: text.length, duplicate };
   } catch (err) {
-    if (err instanceof RangeError && /^\d+$/.test(err.message)) return Number(err.message);
-    return 0;
+    if (err instanceof RangeError && /^\d+$/.test(err.message)) return { errorAt: Number(err.message) };
+    return { errorAt: 0 };
   }
 }
 
@@ -250,7 +279,7 @@ function withAllowed(message: string, error: z.ZodError, schema: z.ZodType): str
     const shape = (s as { shape?: Record<string, unknown> }).shape;
     const element = (s as { element?: unknown }).element;
     if (typeof p === 'number' && element) s = element;
-    else if (shape && typeof p === 'string' && shape[p]) s = shape[p];
+    else if (shape && typeof p === 'string' && Object.hasOwn(shape, p)) s = shape[p];
     else return message;
   }
   const shape = (unwrap(s) as { shape?: Record<string, unknown> }).shape;

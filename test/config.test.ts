@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../pipeline/cli.js';
+import type { Manifest } from '../schemas/manifest.js';
 import { cli, jsonl, tempDir } from './support/tmp.js';
 
 const root = tempDir('logcurate-config-');
@@ -17,7 +18,7 @@ const EMIT = '  - emit: { dir: out, model: gpt-4o-mini-2024-07-18, min_examples:
  * would land there); otherwise the same `main()` runs in-process (a process start costs ~0.5 s), with --db inside the
  * folder.
  */
-async function runBad(name: string, text: string, opts: { files?: Record<string, string>; json?: boolean; cli?: boolean } = {}): Promise<string> {
+async function runBad(name: string, text: string, opts: { files?: Record<string, string | Buffer>; json?: boolean; cli?: boolean } = {}): Promise<string> {
   const dir = join(root, `case-${++n}`);
   mkdirSync(dir);
   writeFileSync(join(dir, 'logs.jsonl'), LOGS);
@@ -84,6 +85,9 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     expect(await runBad('type-models', yaml('  - filter: { models: gpt-4o }', EMIT))).toContain('stages[0].filter.models');
     expect(await runBad('type-enum', yaml('  - filter: { feedback: { aggregate: median } }', EMIT))).toMatch(/stages\[0\]\.filter\.feedback\.aggregate: .*latest/);
     expect(await runBad('type-tag', yaml('  - filter: { tags: { plan: { pro: true } } }', EMIT))).toMatch(/stages\[0\]\.filter\.tags\.plan: expected a tag value/);
+    expect(await runBad('type-tag-item', yaml('  - filter: { tags: { plan: [pro, { x: 1 }] } }', EMIT))).toContain('stages[0].filter.tags.plan[1]: expected a tag value (string, number or boolean)');
+    expect(await runBad('type-tag-empty', yaml('  - filter: { tags: { plan: [] } }', EMIT))).toContain('stages[0].filter.tags.plan: expected a non-empty list of tag values');
+    expect(await runBad('type-tags', yaml('  - filter: { tags: [plan] }', EMIT))).toContain('stages[0].filter.tags: expected a mapping of tag keys to values, got a list');
     // Inside a union (a path string or { path, format }), the branch that fits names the deeper key.
     const format = await runBad('type-format', `name: cfg-test\ninputs:\n  - { path: logs.jsonl, format: feedbak }\nstages:\n${EMIT}\n`);
     expect(format).toMatch(/inputs\[0\]\.format: expected one of .*feedback/);
@@ -123,6 +127,8 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     expect(err).toContain('ENOENT');
     expect(await runBad('prompt-none', yaml('  - system_prompt: { mode: replace }', EMIT))).toContain('stages[0].system_prompt.text');
     expect(await runBad('prompt-empty', yaml('  - system_prompt: { file: empty.txt }', EMIT), { files: { 'empty.txt': '\n' } })).toContain('stages[0].system_prompt.file');
+    const latin1 = await runBad('prompt-latin1', yaml('  - filter: {}', '  - system_prompt: { file: latin1.txt }', EMIT), { files: { 'latin1.txt': Buffer.from('Caf\xe9 prompt\n', 'latin1') }, cli: true });
+    expect(latin1).toMatch(/stages\[1\]\.system_prompt\.file: \S*latin1\.txt is not valid UTF-8 \(line 1\); expected the system prompt as UTF-8 text/);
   });
 
   it('unparseable YAML names the line', async () => {
@@ -167,6 +173,62 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     expect(err).toMatch(/broken\.json:5(:\d+)?: invalid JSON/);
   });
 
+  it('emit: a price or epochs beyond their range, not an infinite cost later', async () => {
+    const price = await runBad('price-huge', yaml('  - emit: { dir: out, model: gpt-4o-mini, price_per_1m_training_tokens: 1e308, epochs: 50 }'), CLI);
+    expect(price).toContain('stages[0].emit.price_per_1m_training_tokens: expected a price from 0 to 1000000 USD per 1M training tokens');
+    expect(price).not.toMatch(/internal|Infinity/);
+    const json = { name: 'cfg-test', store: 'store.db', inputs: ['logs.jsonl'], stages: [{ filter: {} }, { emit: { dir: 'out', model: 'gpt-4o-mini', price_per_1m_training_tokens: 1000000.5 } }] };
+    expect(await runBad('price-json', JSON.stringify(json), { json: true })).toContain('stages[1].emit.price_per_1m_training_tokens: expected a price from 0 to 1000000');
+    expect(await runBad('price-neg', yaml('  - emit: { dir: out, model: gpt-4o-mini, price_per_1m_training_tokens: -1 }'))).toContain(
+      'stages[0].emit.price_per_1m_training_tokens: expected a price from 0 to 1000000',
+    );
+    expect(await runBad('price-inf', yaml('  - emit: { dir: out, model: gpt-4o-mini, price_per_1m_training_tokens: .inf }'))).toContain(
+      'stages[0].emit.price_per_1m_training_tokens: expected a price from 0 to 1000000',
+    );
+    expect(await runBad('epochs-zero', yaml('  - emit: { dir: out, model: gpt-4o-mini, epochs: 0 }'))).toContain('stages[0].emit.epochs: expected auto or a whole number from 1 to 50');
+    expect(await runBad('epochs-half', yaml('  - emit: { dir: out, model: gpt-4o-mini, epochs: 2.5 }'))).toContain('stages[0].emit.epochs: expected auto or a whole number from 1 to 50');
+  });
+
+  it('filter since/until: an impossible calendar date or an infinite number', async () => {
+    for (const [key, value] of [
+      ['since', '"2026-02-30"'],
+      ['until', '"2026-02-31T00:00:00Z"'],
+    ]) {
+      const err = await runBad(`date-${key}`, yaml(`  - filter: { ${key}: ${value} }`, EMIT));
+      expect(err).toContain(`stages[0].filter.${key}: expected `);
+      expect(err).toContain(`got ${value}`);
+    }
+    const inf = await runBad('since-inf', yaml('  - filter: { since: 1e999 }', EMIT));
+    expect(inf).toContain('stages[0].filter.since: expected ISO 8601 or epoch seconds/milliseconds, got Infinity');
+    const json = await runBad('until-type', JSON.stringify({ name: 'cfg-test', stages: [{ filter: { until: [2026] } }, { emit: { dir: 'out', model: 'gpt-4o-mini' } }] }), { json: true });
+    expect(json).toContain('stages[0].filter.until: expected ISO 8601 or epoch seconds/milliseconds, got [2026]');
+  });
+
+  it('a seed outside 0 to 2^32 − 1 says the range', async () => {
+    for (const seed of ['-1', '4294967296', '1.5', 'abc', '1e999']) {
+      expect(await runBad(`seed-${seed}`, `name: cfg-test\nseed: ${seed}\nstages:\n${EMIT}\n`)).toContain('seed: expected an integer from 0 to 4294967295');
+    }
+  });
+
+  it('emit.model: surrounding whitespace alone is not a model name', async () => {
+    expect(await runBad('model-blank', yaml('  - emit: { dir: out, model: "   " }'))).toContain('stages[0].emit.model: expected a model name such as gpt-4o-mini-2024-07-18');
+  });
+
+  it('a JSON config with a key given twice names the key path and line, as YAML does', async () => {
+    const top = await runBad('dup-top', '{\n  "name": "cfg-test",\n  "name": "other",\n  "stages": [{ "emit": { "dir": "out", "model": "gpt-4o-mini" } }]\n}\n', { json: true, cli: true });
+    expect(top).toContain('dup-top.json:3:3: invalid JSON: duplicate key name (first on line 2)');
+    const nested = await runBad(
+      'dup-nested',
+      '{"name": "cfg-test", "stages": [\n  {"filter": {}},\n  {"emit": {"dir": "out", "model": "gpt-4o-mini", "di\\u0072": "again"}}\n]}\n',
+      { json: true },
+    );
+    expect(nested).toContain('dup-nested.json:3:51: invalid JSON: duplicate key stages[1].emit.dir (first on line 3)');
+    const proto = await runBad('dup-proto', '{"name": "cfg-test", "stages": [{"filter": {"tags": {"__proto__": "a", "__proto__": "b"}}}, {"emit": {"dir": "out", "model": "gpt-4o-mini"}}]}', {
+      json: true,
+    });
+    expect(proto).toContain('invalid JSON: duplicate key stages[0].filter.tags.__proto__ (first on line 1)');
+  });
+
   it('a config file that does not exist', async () => {
     const dir = join(root, 'no-config');
     mkdirSync(dir);
@@ -195,5 +257,49 @@ describe('config: what a valid config means', () => {
     expect(o.code, o.stderr).toBe(0);
     expect(existsSync(join(dir, 'other.db'))).toBe(true);
     expect(existsSync(join(dir, 'elsewhere', 'manifest.json'))).toBe(true);
+  });
+
+  /** Runs a valid config in a fresh folder in-process with --dry-run --json; returns the manifest. */
+  async function dryRun(name: string, text: string, opts: { ext?: string; files?: Record<string, string> } = {}): Promise<Manifest> {
+    const dir = join(root, `ok-${++n}`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'logs.jsonl'), LOGS);
+    for (const [f, t] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, f), t);
+    const cfg = join(dir, `${name}.${opts.ext ?? 'yaml'}`);
+    writeFileSync(cfg, text);
+    let stdout = '';
+    let stderr = '';
+    const code = await main(['run', cfg, '--dry-run', '--json', '--quiet', '--db', join(dir, 'store.db')], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+    expect(code, stderr).toBe(0);
+    return JSON.parse(stdout) as Manifest;
+  }
+
+  it('the highest price and epochs accepted give a finite cost', async () => {
+    const m = await dryRun('max-cost', yaml('  - emit: { dir: out, model: gpt-4o-mini, price_per_1m_training_tokens: 1000000, epochs: 50, min_examples: 0 }'));
+    expect(m.cost.n_epochs).toBe(50);
+    expect(m.cost.billing_tokens).toBeGreaterThan(0);
+    expect(m.cost.estimated_usd).toBe(m.cost.billing_tokens * 50);
+  });
+
+  it('a model name with surrounding spaces is trimmed once: the manifest and job_request name the same model', async () => {
+    const m = await dryRun('model-space', yaml('  - emit: { dir: out, model: " gpt-4o-mini-2024-07-18 ", min_examples: 0 }'));
+    expect(m.model.name).toBe('gpt-4o-mini-2024-07-18');
+    expect(m.job_request.model).toBe('gpt-4o-mini-2024-07-18');
+    expect(m.model.price_per_1m_training_tokens).toBe(3);
+    expect(m.warnings.join('\n')).not.toMatch(/not in the price/);
+  });
+
+  it('a tag key named __proto__ in a YAML or JSON config is matched like any other', async () => {
+    const files = {
+      'tags.jsonl':
+        '{"id":"p","tags":{"__proto__":"x"},"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}\n' +
+        '{"id":"c","tags":{"constructor":"x"},"messages":[{"role":"user","content":"q2"},{"role":"assistant","content":"a2"}]}\n',
+    };
+    const emit = '  - emit: { dir: out, model: gpt-4o-mini, min_examples: 0 }';
+    const fromYaml = await dryRun('tags', `name: t\ninputs: [tags.jsonl]\nstages:\n  - filter: { tags: { __proto__: x } }\n${emit}\n`, { files });
+    expect(fromYaml.stages[0]).toEqual({ name: 'filter', in: 2, out: 1, dropped: { 'tag_mismatch:__proto__': 1 } });
+    const json = '{"name":"t","inputs":["tags.jsonl"],"stages":[{"filter":{"tags":{"__proto__":"x"}}},{"emit":{"dir":"o","model":"gpt-4o-mini","min_examples":0}}]}';
+    const fromJson = await dryRun('tags', json, { ext: 'json', files });
+    expect(fromJson.stages[0]).toEqual({ name: 'filter', in: 2, out: 1, dropped: { 'tag_mismatch:__proto__': 1 } });
   });
 });

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tempDir } from './support/tmp.js';
+import systemPromptStage, { systemPromptParams } from '../stages/system-prompt.js';
+import { UsageError } from '../pipeline/errors.js';
 import { chat, curate, type Curated } from './support/pipeline.js';
 
 const root = tempDir('logcurate-sysprompt-');
@@ -62,6 +66,21 @@ describe('system_prompt', () => {
     });
     expect(roles(r, 'none')).toEqual([`system:${text}`, 'user:hello', 'assistant:hi']);
     expect(roles(r, 'one')[0]).toBe('system:Old prompt.');
+  });
+
+  it('file: a leading byte-order mark is not part of the prompt', async () => {
+    const r = await curate(root, { logs, files: { 'bom.txt': '\uFEFFBOM prompt\n' }, stages: [{ system_prompt: { file: 'bom.txt' } }] });
+    for (const id of ['none', 'one', 'two']) expect(roles(r, id)[0]).toBe('system:BOM prompt');
+  });
+
+  it('file: bytes that are not UTF-8 are a config error naming the key path, the file and the line', () => {
+    const dir = join(root, 'not-utf8');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'bad.txt'), Buffer.concat([Buffer.from('fine\n\u00e9 fine too\n'), Buffer.from([0xff, 0xfe, 0x20]), Buffer.from(' bad utf\n')]));
+    const params = systemPromptParams.parse({ file: 'bad.txt' });
+    const prepare = () => systemPromptStage.prepare!(params, { configDir: dir, path: 'stages[2].system_prompt' });
+    expect(prepare).toThrow(UsageError);
+    expect(prepare).toThrow(`stages[2].system_prompt.file: ${join(dir, 'bad.txt')} is not valid UTF-8 (line 3); expected the system prompt as UTF-8 text`);
   });
 
   it('a later stage sees the rewritten messages (dedupe on conversation ignores system turns either way)', async () => {
