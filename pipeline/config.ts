@@ -10,6 +10,7 @@ import { configSchema, type ConfigFile } from '../schemas/config.js';
 import { formatPath } from '../schemas/log-record.js';
 import { sha256Hex } from './canonical.js';
 import { UsageError } from './errors.js';
+import { utf8FileText } from './lines.js';
 import type { InputSpec } from './ingest.js';
 import type { StageDefinition } from './stage.js';
 import { STAGES } from '../stages/index.js';
@@ -37,12 +38,16 @@ export interface LoadedConfig {
 
 export function loadConfig(path: string): LoadedConfig {
   const abs = resolve(path);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(abs, 'utf8');
+    bytes = readFileSync(abs);
   } catch (err) {
     throw new UsageError(`${path}: cannot read the config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  // Invalid bytes would otherwise become U+FFFD in a system prompt or tag value, and so in the files.
+  const bad = utf8FileText(bytes);
+  if (typeof bad === 'number') throw new UsageError(`${path}:${bad}: not valid UTF-8; expected the config as UTF-8 text`);
+  const text = bytes.toString('utf8');
   const value = parseConfigText(text, path);
   return validateConfig(value, { path, dir: dirname(abs), sha256: sha256Hex(text) });
 }

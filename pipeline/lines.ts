@@ -60,6 +60,23 @@ export function decodeUtf8(bytes: Buffer): string | null {
   return isUtf8(bytes) ? bytes.toString('utf8') : null;
 }
 
+/**
+ * A whole text file (a config, a system prompt): its text without a leading byte-order mark, or, when the bytes
+ * are not UTF-8, the 1-based line of the first bad sequence (a newline byte is never inside a UTF-8 sequence).
+ */
+export function utf8FileText(bytes: Buffer): string | number {
+  if (isUtf8(bytes)) {
+    const text = bytes.toString('utf8');
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  }
+  let line = 1;
+  for (let start = 0; ; line++) {
+    const end = bytes.indexOf(0x0a, start);
+    if (!isUtf8(bytes.subarray(start, end === -1 ? bytes.length : end)) || end === -1) return line;
+    start = end + 1;
+  }
+}
+
 export function isBlank(text: string): boolean {
   return text.trim() === '';
 }

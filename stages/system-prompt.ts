@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { defineStage } from '../pipeline/stage.js';
 import { UsageError } from '../pipeline/errors.js';
 import { applySystemPrompt } from '../pipeline/training-message.js';
+import { utf8FileText } from '../pipeline/lines.js';
 
 export const systemPromptParams = z
   .strictObject({
@@ -24,29 +25,6 @@ export const systemPromptParams = z
 
 type Params = z.output<typeof systemPromptParams>;
 
-/**
- * The file's text, without a leading byte-order mark (TextDecoder drops it); or, when the bytes are not UTF-8,
- * the 1-based line of the first bad sequence (a newline byte is never inside a UTF-8 sequence).
- */
-function decodeUtf8(bytes: Uint8Array): string | number {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    let line = 1;
-    for (let start = 0; ; line++) {
-      const end = bytes.indexOf(0x0a, start);
-      try {
-        decoder.decode(bytes.subarray(start, end === -1 ? bytes.length : end));
-      } catch {
-        return line;
-      }
-      if (end === -1) return line;
-      start = end + 1;
-    }
-  }
-}
-
 // The pure rewrite lives beside the training message (emit's token worker replays it); exported here too.
 export { applySystemPrompt };
 
@@ -62,7 +40,7 @@ export default defineStage({
     } catch (err) {
       throw new UsageError(`${env.path}.file: cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    const decoded = decodeUtf8(bytes);
+    const decoded = utf8FileText(bytes);
     if (typeof decoded === 'number') {
       throw new UsageError(`${env.path}.file: ${abs} is not valid UTF-8 (line ${decoded}); expected the system prompt as UTF-8 text`);
     }

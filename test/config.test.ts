@@ -18,7 +18,7 @@ const EMIT = '  - emit: { dir: out, model: gpt-4o-mini-2024-07-18, min_examples:
  * would land there); otherwise the same `main()` runs in-process (a process start costs ~0.5 s), with --db inside the
  * folder.
  */
-async function runBad(name: string, text: string, opts: { files?: Record<string, string | Buffer>; json?: boolean; cli?: boolean } = {}): Promise<string> {
+async function runBad(name: string, text: string | Buffer, opts: { files?: Record<string, string | Buffer>; json?: boolean; cli?: boolean } = {}): Promise<string> {
   const dir = join(root, `case-${++n}`);
   mkdirSync(dir);
   writeFileSync(join(dir, 'logs.jsonl'), LOGS);
@@ -129,6 +129,12 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     expect(await runBad('prompt-empty', yaml('  - system_prompt: { file: empty.txt }', EMIT), { files: { 'empty.txt': '\n' } })).toContain('stages[0].system_prompt.file');
     const latin1 = await runBad('prompt-latin1', yaml('  - filter: {}', '  - system_prompt: { file: latin1.txt }', EMIT), { files: { 'latin1.txt': Buffer.from('Caf\xe9 prompt\n', 'latin1') }, cli: true });
     expect(latin1).toMatch(/stages\[1\]\.system_prompt\.file: \S*latin1\.txt is not valid UTF-8 \(line 1\); expected the system prompt as UTF-8 text/);
+  });
+
+  it('a config that is not UTF-8 names the file and line, instead of writing U+FFFD into the prompt', async () => {
+    const text = Buffer.concat([Buffer.from('name: cfg-test\nstages:\n  - system_prompt: { text: "Caf'), Buffer.from([0xe9]), Buffer.from(' support" }\n' + EMIT + '\n')]);
+    const err = await runBad('latin1-config', text, CLI);
+    expect(err).toMatch(/latin1-config\.yaml:3: not valid UTF-8; expected the config as UTF-8 text/);
   });
 
   it('unparseable YAML names the line', async () => {
