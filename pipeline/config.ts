@@ -73,7 +73,8 @@ export function parseConfigText(text: string, path: string): unknown {
     return value;
   }
   const lineCounter = new LineCounter();
-  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+  // merge: YAML 1.1's `<<: *anchor` (shared stage settings), which the yaml package leaves off by default.
+  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter, merge: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);

@@ -295,6 +295,17 @@ describe('config: what a valid config means', () => {
     expect(m.warnings.join('\n')).not.toMatch(/not in the price/);
   });
 
+  it('YAML merge keys (<<) share settings between stages', async () => {
+    const text = 'name: merge-test\nstages:\n  - filter: &common { min_turns: 1 }\n  - filter: { <<: *common, exclude_errors: true }\n  - emit: { <<: { dir: out, model: gpt-4o-mini-2024-07-18 }, min_examples: 0 }\n';
+    const m = await dryRun('merge', text);
+    expect(m.stages.map((st) => st.name)).toEqual(['filter', 'filter', 'emit']);
+    expect(m.model.name).toBe('gpt-4o-mini-2024-07-18');
+    // A merged key that the stage does not take is still a config error naming it.
+    const err = await runBad('merge-bad', 'name: merge-test\nstages:\n  - filter: { <<: { min_turn: 1 } }\n' + EMIT + '\n');
+    expect(err).toContain('stages[0].filter.min_turn');
+    expect(await runBad('min-examples', yaml('  - emit: { dir: out, model: gpt-4o-mini-2024-07-18, min_examples: 1e999 }'))).toContain('stages[0].emit.min_examples: expected a whole number ≥ 0');
+  });
+
   it('a tag key named __proto__ in a YAML or JSON config is matched like any other', async () => {
     const files = {
       'tags.jsonl':
