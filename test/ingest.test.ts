@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { writeFileSync, appendFileSync, readFileSync, copyFileSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ingest } from '../pipeline/ingest.js';
 import { openStore } from '../pipeline/store.js';
@@ -241,6 +242,34 @@ describe('ingest: shapes', () => {
 });
 
 describe('ingest: nothing is lost', () => {
+  it('a file that breaks off (a truncated .gz) keeps the whole lines before the break; a rerun adds nothing twice', async () => {
+    const store = fresh();
+    // Incompressible text, so the cut falls well inside the lines: ~6,000 lines, 2-3 MB.
+    const rand = (k: number): string => createHash('sha256').update(String(k)).digest('hex');
+    const whole = gzipSync(jsonl(Array.from({ length: 6000 }, (_, k) => chat(`t${k}`, `question ${rand(k)}`, `answer ${rand(-k)} ${rand(k + 0.5)}`))));
+    const p = file('cut.jsonl.gz', whole.subarray(0, Math.floor(whole.length / 2)));
+    const err = await ingest(store, [p]).then(
+      () => null,
+      (e: Error) => e,
+    );
+    const m = /^(.*): cannot read past line (\d+): unexpected end of file; the (\d+) line\(s\) before it are in the store/.exec(err?.message ?? '');
+    expect(m?.[1], err?.message).toBe(p);
+    expect(m![3]).toBe(m![2]);
+    const kept = Number(m![2]);
+    expect(kept).toBeGreaterThan(1000);
+    expect(kept).toBeLessThan(6000);
+    const ids = store.sqlite.prepare('SELECT id FROM conversations ORDER BY pk').pluck().all();
+    expect(ids).toEqual(Array.from({ length: kept }, (_, k) => `t${k}`));
+    // The same bytes again: it resumes after them and stops at the same place, adding nothing.
+    await expect(ingest(store, [p])).rejects.toThrow(`cannot read past line ${kept}:`);
+    expect(store.sqlite.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(kept);
+    // The whole file, later: the rest comes in, the first lines are already present.
+    const all = file('cut-whole.jsonl.gz', whole);
+    const s = await ingest(store, [all]);
+    expect(s.totals).toMatchObject({ lines: 6000, inserted: 6000 - kept, already_present: kept });
+    await store.close();
+  });
+
   it('accounts for every line and quarantines bad ones whole with a reason naming the field', async () => {
     const store = fresh();
     const bad = Buffer.concat([
