@@ -20,9 +20,13 @@ const HEAP_SLACK = 128 * 1024 * 1024;
  * arrays), a full collection is cheap, and most of a run's peak was garbage waiting for the 128 MB budget. At
  * 64 MB, alternating with 128 MB on the same stores (eighth round): 200k cold exact run 3.54–3.77 s and
  * 369–383 MB against 3.51–3.68 s and 402–409 MB; near 4.95–5.12 s and 379–386 MB against 4.92–5.01 s and
- * 409–413 MB; 1M exact 15.8–16.3 s and 449–450 MB against 16.7–17.7 s and 483–512 MB.
+ * 409–413 MB; 1M exact 15.8–16.3 s and 449–450 MB against 16.7–17.7 s and 483–512 MB. 32 MB since the
+ * nineteenth round, alternating with 64 MB: first 200k exact runs 271–285 against 318–331 MB peak RSS, 5.55
+ * against 5.71 s mean (six pairs); first 1M exact runs 348–360 against 386–413 MB, times even but for one slow
+ * outlier (19.8–23.1 s and one 28.8 s against 19.7–22.0 s, five pairs). 16 MB took ~12 MB more off at 200k but
+ * was slower in each of four pairs.
  */
-export const RUN_HEAP_SLACK = 64 * 1024 * 1024;
+export const RUN_HEAP_SLACK = 32 * 1024 * 1024;
 const collectGarbage: (() => void) | null = (() => {
   try {
     v8.setFlagsFromString('--expose-gc');
