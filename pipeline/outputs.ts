@@ -53,6 +53,9 @@ export function lineDigest(bytes: Buffer): Uint8Array {
 
 const DIGEST_SCRATCH = new Uint8Array(16);
 
+/** The JSONL files a run writes into its output folder (lineage only when asked for). */
+export const JSONL_OUTPUTS = ['train.jsonl', 'test.jsonl', 'lineage.jsonl'] as const;
+
 const FLUSH_AT = 1 << 20;
 
 class SplitSink implements SplitAccumulator {

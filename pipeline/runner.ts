@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ingest, type IngestSummary } from './ingest.js';
+import { JSONL_OUTPUTS } from './outputs.js';
 import { BUSY_MS, cacheWrite, inListStatements, openStore, resolveStorePath, retryWhileBusy, rowsByPk, type Store } from './store.js';
 import { silentProgress, type Progress } from './progress.js';
 import type { CoreFacts, FeedbackAggregate, Message, RunFacts, ScanField, ScannedConversation, StageContext, StageWarmUp, Transform } from './stage.js';
@@ -106,7 +107,7 @@ export async function runConfig(store: Store, config: LoadedConfig, opts: RunOpt
   const progress = opts.progress ?? silentProgress;
   const emit = config.stages.find((st) => st.name === 'emit');
   const outDir = opts.out !== undefined ? resolve(opts.out) : emit ? (emit.params as { dir: string }).dir : null;
-  const ownOutputs = outDir === null ? [] : ['train.jsonl', 'test.jsonl', 'lineage.jsonl'].map((f) => join(outDir, f));
+  const ownOutputs = outDir === null ? [] : JSONL_OUTPUTS.map((f) => join(outDir, f));
   const ingestSummary = await ingest(store, config.inputs, { cwd: config.dir, progress, ownOutputs });
   for (const w of ingestSummary.warnings) progress.log(`warning: ${w}`);
   const cacheSize = store.sqlite.pragma('cache_size', { simple: true }) as number;
