@@ -11,9 +11,9 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ownerAlive } from './owner.js';
 import type { Options as CsvOptions } from 'csv-parse';
-import { glob, isDynamicPattern, parseCsv } from './vendor.js';
+import { glob, isDynamicPattern, parseCsv, picomatch } from './vendor.js';
 import { envSwitch } from './env.js';
-import { dirname, resolve, isAbsolute } from 'node:path';
+import { dirname, resolve, isAbsolute, posix, relative, sep } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
 import { openDecompressed, readLines } from './lines.js';
@@ -137,19 +137,52 @@ export async function expandInputs(
   return { files, warnings };
 }
 
+/**
+ * The first input that names one of a run's own output files or whose pattern matches one, whether or not the
+ * file exists yet: so a config that would read its outputs back fails on its first night, not on the second,
+ * once the files are there for the glob to find. Patterns are matched as expandInputs globs them (relative to
+ * `cwd`, dot files excluded).
+ */
+function inputNamingOutput(inputs: readonly (string | InputSpec)[], cwd: string, outputs: readonly string[]): { input: string; output: string } | undefined {
+  if (outputs.length === 0) return undefined;
+  const toPosix = (p: string): string => p.split(sep).join(posix.sep);
+  for (const input of inputs) {
+    const path = typeof input === 'string' ? input : input.path;
+    let names: (output: string) => boolean;
+    if (!isDynamicPattern(path)) {
+      const abs = isAbsolute(path) ? path : resolve(cwd, path);
+      names = (output) => output === abs;
+    } else if (isAbsolute(path)) {
+      const match = picomatch(toPosix(path), { dot: false });
+      names = (output) => match(toPosix(output));
+    } else {
+      const match = picomatch(posix.normalize(toPosix(path)), { dot: false });
+      names = (output) => match(toPosix(relative(cwd, output)));
+    }
+    const output = outputs.find(names);
+    if (output !== undefined) return { input: path, output };
+  }
+  return undefined;
+}
+
+function ownOutputError(input: string, output: string): UsageError {
+  const what = input === output ? output : `${JSON.stringify(input)} matches ${output}, which`;
+  return new UsageError(
+    `inputs: ${what} is one of this run's own output files (emit.dir ${dirname(output)}): it would be ingested as new logs; expected inputs outside the output folder (narrow the pattern, or move emit.dir)`,
+  );
+}
+
 export async function ingest(store: Store, inputs: readonly (string | InputSpec)[], opts: IngestOptions = {}): Promise<IngestSummary> {
   for (const [column, field] of Object.entries(opts.csvMap ?? {})) {
     if (!CSV_FIELD_NAMES.includes(field.trim().toLowerCase())) throw new UsageError(`--map ${column}=${field}: expected a field among ${CSV_FIELD_NAMES.join(', ')}`);
   }
+  const ownOutputs = opts.ownOutputs ?? [];
+  const named = inputNamingOutput(inputs, opts.cwd ?? process.cwd(), ownOutputs);
+  if (named) throw ownOutputError(named.input, named.output);
   const { files, warnings } = await expandInputs(inputs, opts.cwd);
-  const own = new Set(opts.ownOutputs ?? []);
-  for (const f of files) {
-    if (own.has(f.path)) {
-      throw new UsageError(
-        `inputs: ${f.path} is one of this run's own output files (emit.dir ${dirname(f.path)}): it would be ingested as new logs; expected inputs outside the output folder (narrow the pattern, or move emit.dir)`,
-      );
-    }
-  }
+  // The pattern check above matches as the glob does; this one holds whatever the glob found.
+  const own = new Set(ownOutputs);
+  for (const f of files) if (own.has(f.path)) throw ownOutputError(f.path, f.path);
   const summaries: FileSummary[] = [];
   const totals = zeroCounts();
   let bytes = 0;

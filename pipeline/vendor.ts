@@ -18,4 +18,5 @@ export { default as YAML, LineCounter } from 'yaml';
 export { default as cliProgress } from 'cli-progress';
 export { Command, CommanderError, Option } from 'commander';
 export { glob, isDynamicPattern } from 'tinyglobby';
+export { default as picomatch } from 'picomatch';
 export { parse as parseCsv } from 'csv-parse';

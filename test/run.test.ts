@@ -370,29 +370,61 @@ describe.skipIf(!realdata && !mustRun)('run: a nightly config over real data', (
 });
 
 describe('run: an output folder the inputs would read back', () => {
-  it('is a config error once the outputs are there: nothing is ingested, the files stay', () => {
-    const dir = join(root, 'loop');
+  const emitTo = (dir: string): string => `  - emit: { dir: ${dir}, model: gpt-4o-mini-2024-07-18, min_examples: 0, report: false }\n`;
+  const setUp = (name: string): { dir: string; config: (inputs: string, out?: string) => string } => {
+    const dir = join(root, name);
     mkdirSync(join(dir, 'data'), { recursive: true });
     const rand = prng(5);
     const logs = Array.from({ length: 30 }, (_, k) => ({ id: `l${k}`, messages: [{ role: 'user', content: words(rand, 6).join(' ') }, { role: 'assistant', content: `answer ${k}` }] }));
     writeFileSync(join(dir, 'data', 'logs.jsonl'), jsonl(logs));
-    const config = join(dir, 'loop.yaml');
-    writeFileSync(config, 'name: loop\nstore: loop.db\ninputs: ["data/*.jsonl"]\nstages:\n  - emit: { dir: data, model: gpt-4o-mini-2024-07-18, min_examples: 0, report: false }\n');
-    const first = cli(['run', config, '--quiet', '--json']);
-    expect(first.code, first.stderr).toBe(0);
-    const files = readdirSync(join(dir, 'data')).sort();
-    expect(files).toEqual(['lineage.jsonl', 'logs.jsonl', 'manifest.json', 'test.jsonl', 'train.jsonl']);
-    const second = cli(['run', config, '--quiet']);
-    expect(second.code).toBe(2);
-    // The pattern lists the files in order: lineage.jsonl is the first of the run's own.
-    expect(second.stderr).toContain(`inputs: ${join(dir, 'data', 'lineage.jsonl')} is one of this run's own output files (emit.dir ${join(dir, 'data')})`);
-    const store = new Database(join(dir, 'loop.db'), { readonly: true });
-    expect(store.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(30);
-    expect(store.prepare('SELECT count(*) FROM ingest_files').pluck().get()).toBe(1);
-    store.close();
-    expect(readdirSync(join(dir, 'data')).sort()).toEqual(files);
+    let n = 0;
+    return {
+      dir,
+      config: (inputs, out = 'data') => {
+        const file = join(dir, `c${n++}.yaml`);
+        writeFileSync(file, `name: loop\nstore: loop.db\ninputs: ${inputs}\nstages:\n${emitTo(out)}`);
+        return file;
+      },
+    };
+  };
+
+  it('is a config error on the first night, before the outputs exist: nothing is ingested or written', () => {
+    const { dir, config } = setUp('loop');
+    const first = cli(['run', config('["data/*.jsonl"]'), '--quiet']);
+    expect(first.code, first.stderr).toBe(2);
+    expect(first.stderr).toContain(`inputs: "data/*.jsonl" matches ${join(dir, 'data', 'train.jsonl')}, which is one of this run's own output files (emit.dir ${join(dir, 'data')})`);
+    expect(readdirSync(join(dir, 'data'))).toEqual(['logs.jsonl']);
+    if (existsSync(join(dir, 'loop.db'))) {
+      const store = new Database(join(dir, 'loop.db'), { readonly: true });
+      expect(store.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(0);
+      store.close();
+    }
+    // The same for patterns written otherwise, and for a path naming an output file that does not exist yet.
+    for (const inputs of ['["./data/*.jsonl"]', '["**/*.jsonl"]', '["data/{logs,lineage}.jsonl"]', `["${join(dir, 'data')}/*"]`, '["data/test.jsonl"]']) {
+      const r = cli(['run', config(inputs), '--quiet']);
+      expect(r.code, `${inputs}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, inputs).toContain(`is one of this run's own output files (emit.dir ${join(dir, 'data')})`);
+    }
     // --out overrides emit.dir for the check too.
-    const out = cli(['run', config, '--quiet', '--out', join(dir, 'data')]);
+    const out = cli(['run', config('["data/*.jsonl"]', 'elsewhere'), '--quiet', '--out', join(dir, 'data')]);
     expect(out.code).toBe(2);
+    expect(readdirSync(join(dir, 'data'))).toEqual(['logs.jsonl']);
+  });
+
+  it('lets a pattern beside the outputs run night after night when it cannot match them', () => {
+    const { dir, config } = setUp('beside');
+    const file = config('["data/logs*.jsonl", "data/.hidden/*.jsonl"]');
+    for (let night = 0; night < 2; night++) {
+      const r = cli(['run', file, '--quiet', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(readdirSync(join(dir, 'data')).sort()).toEqual(['lineage.jsonl', 'logs.jsonl', 'manifest.json', 'test.jsonl', 'train.jsonl']);
+    // Outputs under a dot folder are not matched by a pattern, as the glob skips dot folders.
+    const dottedConfig = config('["data/**/*.jsonl"]', 'data/.out');
+    for (let night = 0; night < 2; night++) {
+      const dotted = cli(['run', dottedConfig, '--quiet', '--json']);
+      expect(dotted.code, dotted.stderr).toBe(0);
+    }
+    expect(readdirSync(join(dir, 'data', '.out'))).toContain('train.jsonl');
   });
 });
