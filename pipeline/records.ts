@@ -297,9 +297,10 @@ function build(
  * ISO 8601 text, or epoch seconds or milliseconds (as numbers or digit strings). Values below 1e11 are
  * seconds: 1e11 s is the year 5138, while 1e11 ms is 1973, so the two ranges do not overlap in practice.
  */
-export function parseTimestamp(v: unknown, path: string): { text: string; ms: number } | null | string {
+export function parseTimestamp(v: unknown, path?: string): { text: string; ms: number } | null | string {
   if (v === undefined || v === null) return null;
-  const bad = `${path}: expected ISO 8601 or epoch seconds/milliseconds, got ${JSON.stringify(v)?.slice(0, 60)}`;
+  const at = path === undefined ? '' : `${path}: `;
+  const bad = `${at}expected ISO 8601 or epoch seconds/milliseconds, got ${JSON.stringify(v)?.slice(0, 60)}`;
   let ms: number;
   if (typeof v === 'number') {
     if (!Number.isFinite(v) || v < 0) return bad;
@@ -316,7 +317,7 @@ export function parseTimestamp(v: unknown, path: string): { text: string; ms: nu
       ms = Date.parse(/T[\d:.]+$/i.test(iso) ? `${iso}Z` : iso);
       if (Number.isNaN(ms)) return bad;
       // Date.parse rolls a day the month does not have over into the next month (2026-02-30 → March 2).
-      if (!calendarDay(Number(t.slice(0, 4)), Number(t.slice(5, 7)), Number(t.slice(8, 10)))) return `${path}: expected a date that exists, got ${JSON.stringify(v)}`;
+      if (!calendarDay(Number(t.slice(0, 4)), Number(t.slice(5, 7)), Number(t.slice(8, 10)))) return `${at}expected a date that exists, got ${JSON.stringify(v)}`;
     } else return bad;
   } else return bad;
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return bad;

@@ -11,10 +11,10 @@ const timestamp = z
   // zod takes no infinite number: 1e999 fails the union, which says what it got (JSON would print null).
   .union([z.string(), z.number()], { error: (iss) => `${EXPECTED_TIME}, got ${typeof iss.input === 'number' ? String(iss.input) : JSON.stringify(iss.input)?.slice(0, 60)}` })
   .transform((v, ctx) => {
-    const t = parseTimestamp(v, 'value');
+    // Without a path: zod names the key.
+    const t = parseTimestamp(v);
     if (t === null || typeof t === 'string') {
-      // parseTimestamp's own message ("value: expected a date that exists, …") without its path.
-      ctx.addIssue({ code: 'custom', message: typeof t === 'string' ? t.slice('value: '.length) : `${EXPECTED_TIME}, got ${JSON.stringify(v)}` });
+      ctx.addIssue({ code: 'custom', message: typeof t === 'string' ? t : `${EXPECTED_TIME}, got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
     return t.ms;
