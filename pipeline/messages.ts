@@ -34,8 +34,21 @@ export function keyText(messages: readonly Message[], key: 'conversation' | 'pro
 }
 
 function toolCallText(m: Message): string {
-  if (!m.tool_calls?.length) return '';
-  return m.tool_calls.map((t) => ` ${t.function.name}(${typeof t.function.arguments === 'string' ? t.function.arguments : JSON.stringify(t.function.arguments)})`).join('');
+  return calls(m)
+    .map((f) => ` ${f.name}(${argumentsText(f.arguments)})`)
+    .join('');
+}
+
+/** A message's function calls: each tool call's, and the legacy `function_call`. */
+export function calls(m: Message): { name: string; arguments: string | Record<string, unknown> }[] {
+  const out = (m.tool_calls ?? []).map((t) => t.function);
+  if (m.function_call) out.push(m.function_call);
+  return out;
+}
+
+/** A call's arguments as text: as given, or as JSON when a log gave an object. */
+export function argumentsText(args: string | Record<string, unknown>): string {
+  return typeof args === 'string' ? args : JSON.stringify(args);
 }
 
 /** `gpt-4o*` → /^gpt-4o.*$/ ; only `*` and `?` are special. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { feedbackAggregateSchema, ownKeyRecord, regexSchema } from '../schemas/config.js';
 import { defineStage, type Message, type ScanField } from '../pipeline/stage.js';
 import { parseTimestamp } from '../pipeline/records.js';
-import { globToRegExp, contentText } from '../pipeline/messages.js';
+import { argumentsText, calls, globToRegExp, contentText } from '../pipeline/messages.js';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a tag value (string, number or boolean)' });
 const EXPECTED_TIME = 'expected ISO 8601 or epoch seconds/milliseconds';
@@ -140,7 +140,8 @@ export default defineStage({
       if (p.min_turns !== undefined && turns < p.min_turns) return 'too_few_turns';
       if (p.max_turns !== undefined && turns > p.max_turns) return 'too_many_turns';
       if (p.require_assistant_last && c.lastRole !== 'assistant') return 'assistant_not_last';
-      if (excludes && c.messages.some((m) => excludes.some((re) => re.test(contentText(m.content))))) return 'excluded_content';
+      // Every text a message trains on: its content and its calls' arguments.
+      if (excludes && c.messages.some((m) => excludes.some((re) => re.test(contentText(m.content)) || calls(m).some((f) => re.test(argumentsText(f.arguments)))))) return 'excluded_content';
       return null;
     }
   },

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ROLES } from '../schemas/log-record.js';
 import { defineStage, type Message } from '../pipeline/stage.js';
 import { findPii, PII_KINDS, redactPii, type PiiKind } from '../pipeline/pii.js';
+import { argumentsText, calls } from '../pipeline/messages.js';
 
 export const redactPiiParams = z.strictObject({
   kinds: z.array(z.enum(PII_KINDS)).min(1, { error: 'expected at least one kind' }).default([...PII_KINDS]),
@@ -46,15 +47,19 @@ export function redactMessages(messages: readonly Message[], kinds: readonly Pii
     }
     if (m.tool_calls?.length) {
       let changed = false;
-      const calls = m.tool_calls.map((tc) => {
-        const args = tc.function.arguments;
-        const text = typeof args === 'string' ? args : JSON.stringify(args);
+      const redacted = m.tool_calls.map((tc) => {
+        const text = argumentsText(tc.function.arguments);
         const t = red(text);
         if (t === text) return tc;
         changed = true;
         return { ...tc, function: { ...tc.function, arguments: t } };
       });
-      if (changed) next = { ...(next ?? m), tool_calls: calls };
+      if (changed) next = { ...(next ?? m), tool_calls: redacted };
+    }
+    if (m.function_call) {
+      const text = argumentsText(m.function_call.arguments);
+      const t = red(text);
+      if (t !== text) next = { ...(next ?? m), function_call: { ...m.function_call, arguments: t } };
     }
     if (next) (out ??= [...messages])[idx] = next;
   });
@@ -68,7 +73,7 @@ function firstKind(messages: readonly Message[], kinds: readonly PiiKind[], role
     const texts: string[] = [];
     if (typeof m.content === 'string') texts.push(m.content);
     else if (Array.isArray(m.content)) for (const p of m.content) if (typeof p.text === 'string') texts.push(p.text);
-    for (const tc of m.tool_calls ?? []) texts.push(typeof tc.function.arguments === 'string' ? tc.function.arguments : JSON.stringify(tc.function.arguments));
+    for (const f of calls(m)) texts.push(argumentsText(f.arguments));
     for (const t of texts) {
       const found = findPii(t, kinds);
       if (found.length > 0) return found[0]!.kind;

@@ -44,6 +44,29 @@ describe('dedupe: exact', () => {
     expect(r.dropped.sys).toBe('duplicate_of:x2');
   });
 
+  it('key conversation: calls count, the legacy function_call as much as tool_calls', async () => {
+    const calling = (id: string, args: string, legacy: boolean) => ({
+      id,
+      messages: [
+        { role: 'user', content: 'what is the weather?' },
+        legacy
+          ? { role: 'assistant', content: null, function_call: { name: 'weather', arguments: args } }
+          : { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'weather', arguments: args } }] },
+        legacy ? { role: 'function', name: 'weather', content: 'sunny' } : { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
+        { role: 'assistant', content: 'It is sunny.' },
+      ],
+    });
+    const calls = [
+      calling('fc-paris', '{"city":"Paris"}', true),
+      calling('fc-tokyo', '{"city":"Tokyo"}', true),
+      calling('fc-paris-again', '{"city":"Paris"}', true),
+      calling('tc-paris', '{"city":"Paris"}', false),
+      calling('tc-tokyo', '{"city":"Tokyo"}', false),
+    ];
+    const r = await curate(root, { logs: calls, stages: [{ dedupe: { method: 'exact', key: 'conversation' } }] });
+    expect(r.dropped).toEqual({ 'fc-paris-again': 'duplicate_of:fc-paris' });
+  });
+
   it('key prompt: all user turns must match, whatever the assistant said', async () => {
     const r = await curate(root, { logs, stages: [{ dedupe: { key: 'prompt' } }] });
     expect(r.dropped).toEqual({ x1: 'duplicate_of:x2', x3: 'duplicate_of:x2', y1: 'duplicate_of:x2' });

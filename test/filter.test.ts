@@ -153,6 +153,22 @@ describe('filter: every other condition, each with its reason', () => {
     expect(row.dropped).toMatchObject({ error_status: 1, model_not_selected: 2, excluded_content: 2, 'tag_mismatch:product': 2 });
   });
 
+  it('exclude_content looks at the arguments of calls too (tool_calls and the legacy function_call)', async () => {
+    const call = (id: string, m: Record<string, unknown>) => ({
+      id,
+      messages: [{ role: 'user', content: 'clean up the old accounts' }, { role: 'assistant', content: null, ...m }, { role: 'assistant', content: 'Done.' }],
+    });
+    const sql = JSON.stringify({ sql: 'DROP TABLE users' });
+    const calls = [
+      call('tool', { tool_calls: [{ id: 'c1', type: 'function', function: { name: 'run_sql', arguments: sql } }] }),
+      call('legacy', { function_call: { name: 'run_sql', arguments: sql } }),
+      call('harmless', { function_call: { name: 'run_sql', arguments: JSON.stringify({ sql: 'SELECT 1' }) } }),
+    ];
+    const r = await curate(root, { logs: calls, stages: [{ filter: { exclude_content: ['\\bdrop table\\b'] } }] });
+    expect(r.dropped).toEqual({ tool: 'excluded_content', legacy: 'excluded_content' });
+    expect(r.trainIds).toEqual(['harmless']);
+  });
+
   it('exclude_errors: false and require_assistant_last: false keep what they would drop', async () => {
     const r = await curate(root, { logs, stages: [{ filter: { exclude_errors: false, require_assistant_last: false } }] });
     expect(r.trainIds).toContain('err');

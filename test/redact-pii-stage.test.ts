@@ -110,6 +110,27 @@ describe('redact_pii', () => {
     for (const s of SECRETS) expect(all, s).not.toContain(s);
   });
 
+  it('the arguments of a legacy function_call are redacted like those of a tool call, and action: drop looks at them', async () => {
+    const legacy = {
+      id: 'fc-1',
+      messages: [
+        { role: 'user', content: 'file my tax form' },
+        { role: 'assistant', content: null, function_call: { name: 'file_form', arguments: JSON.stringify({ ssn: SSN }) } },
+        { role: 'function', name: 'file_form', content: 'filed' },
+        { role: 'assistant', content: 'Filed.' },
+      ],
+    };
+    const few = [legacy, chat('clean', 'what are your opening hours?', 'Nine to five.')];
+    const r = await curate(root, { logs: few, stages: [{ redact_pii: {} }] });
+    const call = (r.example('fc-1').messages[1] as { function_call?: { name: string; arguments: string } }).function_call!;
+    expect(call.name).toBe('file_form');
+    expect(JSON.parse(call.arguments)).toEqual({ ssn: '[SSN]' });
+    expect(outputText(r.out)).not.toContain(SSN);
+    const dropped = await curate(root, { logs: few, stages: [{ redact_pii: { action: 'drop' } }] });
+    expect(dropped.dropped).toEqual({ 'fc-1': 'pii:ssn' });
+    expect(dropped.trainIds).toEqual(['clean']);
+  });
+
   it('action: drop with roles only looks at those roles', async () => {
     const r = await curate(root, { logs, stages: [{ redact_pii: { action: 'drop', roles: ['assistant'], kinds: ['email'] } }] });
     // Only 'email' has an address in an assistant turn's text; tc-1 has one in its call arguments.
