@@ -65,17 +65,18 @@ function findEmails(text: string, out: PiiMatch[]): void {
 // Phone
 
 // Characters that, right before a number, mean it is part of something else (a longer number, a word,
-// a version, an order/ticket number, a price, a path).
-const NUM_LEFT = String.raw`(?<![\w.,+#$€£/-])`;
+// a version, an order/ticket number, a price, a path). Not a comma: `415-555-2671,415-555-2672` is a list.
+const NUM_LEFT = String.raw`(?<![\w.+#$€£/-])`;
 
 // E.164 without separators: `+14155552671`. The `+` is what makes an unseparated digit run a phone.
 const PHONE_E164_RE = new RegExp(String.raw`${NUM_LEFT}\+[1-9]\d{7,14}(?![\w]|[.,]\d)`, 'g');
 
 // International with separators: `+44 20 7946 0958`, `+33 1 23 45 67 89`, `+44 (0)20 7946 0958`,
-// `+1 (415) 555-2671`. Every group after the country code needs a separator (or a parenthesised part) in
-// front of it, so a digit run splits one way only and backtracking stays bounded.
+// `+1 (415) 555-2671`, and groups of up to 8 digits (`+44 7911 123456`, `+91 98765 43210`, `+49 30 12345678`).
+// Every group after the country code needs a separator (or a parenthesised part) in front of it, so a digit
+// run splits one way only and backtracking stays bounded.
 const PHONE_INTL_RE = new RegExp(
-  String.raw`${NUM_LEFT}\+[1-9]\d{0,3}(?:(?:[ .-]|[ .-]?\(\d{1,4}\)[ .-]?)\d{1,4}){2,6}(?![\w]|[.-]?\d)`,
+  String.raw`${NUM_LEFT}\+[1-9]\d{0,3}(?:(?:[ .-]|[ .-]?\(\d{1,4}\)[ .-]?)\d{1,8}){1,6}(?![\w]|[.-]?\d)`,
   'g',
 );
 
@@ -107,8 +108,11 @@ function findPhones(text: string, out: PiiMatch[]): void {
 
 // Loose candidates: up to 8 groups of 3–19 digits joined by single spaces or dashes. Which contiguous
 // groups form a Luhn-valid 13–19 digit number is decided in code, so a card followed by an unrelated
-// number (`4111 1111 1111 1111 2024`) is still found.
-const CARD_CAND_RE = /(?<![\w.,+#$€£-])\d{3,19}(?:[ -]\d{3,19}){0,7}(?![\w]|[.,]\d)/g;
+// number (`4111 1111 1111 1111 2024`) is still found. The Luhn check and the length let the left side be
+// loose: a card after a label (`card#…`, `cc-…`, `ref_…`, `no.…`), in a comma list, or after an escaped
+// newline (`\n4111…` in a JSON string) is found. Not one: a longer number, a decimal fraction (`0.4111…`), an
+// amount of money, a `+` number (a phone), or digits glued to a word (`a4111…`, the tail of a hash).
+const CARD_CAND_RE = /(?<![\d+$€£]|\d\.|(?<!\\)[A-Za-z])\d{3,19}(?:[ -]\d{3,19}){0,7}(?![\w]|\.\d)/g;
 
 export function luhnValid(digits: string): boolean {
   let sum = 0;
@@ -173,7 +177,7 @@ function findCards(text: string, out: PiiMatch[]): void {
 // made-up and structural numbers out.
 // By shape, not by the SSA's allocation rules: `000-12-3456` or `900-12-3456` in a log is still someone's
 // number written down (or a test value nobody should train on), and redacting it costs nothing.
-const SSN_RE = /(?<![\w.,+#$€£/-])\d{3}-\d{2}-\d{4}(?![\w]|[.-]?\d)/g;
+const SSN_RE = /(?<![\w.+#$€£/-])\d{3}-\d{2}-\d{4}(?![\w]|[.-]?\d)/g;
 
 // ---------------------------------------------------------------------------------------------------
 // IP addresses

@@ -63,6 +63,15 @@ describe('phone', () => {
     expect(found('London: +44 20 7946 0958', 'phone')).toEqual(['+44 20 7946 0958']);
     expect(found('Paris +33 1 23 45 67 89', 'phone')).toEqual(['+33 1 23 45 67 89']);
     expect(found('+44 (0)20 7946 0958', 'phone')).toEqual(['+44 (0)20 7946 0958']);
+    // Groups of 5 to 8 digits, as many countries write them.
+    for (const n of ['+44 7911 123456', '+91 98765 43210', '+49 30 12345678', '+49 1512 3456789', '+55 11 91234-5678']) {
+      expect(found(`call ${n} today`, 'phone'), n).toEqual([n]);
+    }
+  });
+
+  it('finds each number of a list written without spaces', () => {
+    expect(found('415-555-2671,415-555-2672', 'phone')).toEqual(['415-555-2671', '415-555-2672']);
+    expect(found('+44 20 7946 0958,+44 20 7946 0959', 'phone')).toEqual(['+44 20 7946 0958', '+44 20 7946 0959']);
   });
 
   it('leaves years, dates, prices, versions and order numbers alone', () => {
@@ -116,6 +125,19 @@ describe('credit_card', () => {
     ]);
   });
 
+  it('finds a card after a label, in a comma list, or after an escaped newline of a JSON string', () => {
+    for (const [text, cards] of [
+      ['cards: 4111111111111111,5500005555555559', ['4111111111111111', '5500005555555559']],
+      ['card#4111111111111111', ['4111111111111111']],
+      ['card no.4111111111111111', ['4111111111111111']],
+      ['cc-4111111111111111', ['4111111111111111']],
+      ['ref_4111111111111111', ['4111111111111111']],
+      ['{"note":"4111111111111111\\n5500005555555559"}', ['4111111111111111', '5500005555555559']],
+    ] as const) {
+      expect(found(text, 'credit_card'), text).toEqual(cards);
+    }
+  });
+
   it('rejects Luhn-invalid, too short, too long and embedded numbers', () => {
     expect(found('card 4111111111111112', 'credit_card')).toEqual([]);
     expect(found('card 4111 1111 1111 1112', 'credit_card')).toEqual([]);
@@ -129,6 +151,7 @@ describe('credit_card', () => {
 describe('ssn', () => {
   it('finds valid SSNs', () => {
     expect(found('SSN: 123-45-6789.', 'ssn')).toEqual(['123-45-6789']);
+    expect(found('123-45-6789,987-65-4321', 'ssn')).toEqual(['123-45-6789', '987-65-4321']);
     expect(found('ssn 665-01-0001', 'ssn')).toEqual(['665-01-0001']);
   });
 
