@@ -7,18 +7,24 @@ import { argumentsText, calls, globToRegExp, contentText } from '../pipeline/mes
 
 const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a tag value (string, number or boolean)' });
 const EXPECTED_TIME = 'expected ISO 8601 or epoch seconds/milliseconds';
-const timestamp = z
-  // zod takes no infinite number: 1e999 fails the union, which says what it got (JSON would print null).
-  .union([z.string(), z.number()], { error: (iss) => `${EXPECTED_TIME}, got ${typeof iss.input === 'number' ? String(iss.input) : JSON.stringify(iss.input)?.slice(0, 60)}` })
-  .transform((v, ctx) => {
-    // Without a path: zod names the key.
-    const t = parseTimestamp(v);
-    if (t === null || typeof t === 'string') {
-      ctx.addIssue({ code: 'custom', message: typeof t === 'string' ? t : `${EXPECTED_TIME}, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return t.ms;
-  });
+const DAY_MS = 86_400_000;
+/**
+ * A time in ms. `wholeDay`: a date given alone stands for the last moment of that day, so that `until:
+ * 2026-12-31` takes in the year's last day (as `since: 2026-01-01` takes in its first).
+ */
+const timestamp = (wholeDay: boolean) =>
+  z
+    // zod takes no infinite number: 1e999 fails the union, which says what it got (JSON would print null).
+    .union([z.string(), z.number()], { error: (iss) => `${EXPECTED_TIME}, got ${typeof iss.input === 'number' ? String(iss.input) : JSON.stringify(iss.input)?.slice(0, 60)}` })
+    .transform((v, ctx) => {
+      // Without a path: zod names the key.
+      const t = parseTimestamp(v);
+      if (t === null || typeof t === 'string') {
+        ctx.addIssue({ code: 'custom', message: typeof t === 'string' ? t : `${EXPECTED_TIME}, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return wholeDay && typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v.trim()) ? t.ms + DAY_MS - 1 : t.ms;
+    });
 
 export const filterParams = z
   .strictObject({
@@ -32,8 +38,8 @@ export const filterParams = z
       .refine((f) => f.min === undefined || f.max === undefined || f.min <= f.max, { error: 'min must not exceed max', path: ['min'] })
       .optional(),
     require_feedback: z.boolean().optional(),
-    since: timestamp.optional(),
-    until: timestamp.optional(),
+    since: timestamp(false).optional(),
+    until: timestamp(true).optional(),
     models: z.array(z.string().min(1)).min(1).optional(),
     tags: ownKeyRecord(
       z.union([scalar, z.array(scalar).min(1, { error: 'expected a non-empty list of tag values' })], { error: 'expected a tag value (string, number or boolean) or a non-empty list of them' }),

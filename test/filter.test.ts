@@ -196,6 +196,21 @@ describe('filter: every other condition, each with its reason', () => {
     expect(r.dropped).toEqual({ n3: 'tag_mismatch:n', old: 'before_since' });
   });
 
+  it('a date alone takes in the whole day: since from its start, until to its end', async () => {
+    const logs = [
+      good('first-minute', { created_at: '2024-03-05T00:00:00Z' }),
+      good('last-minute', { created_at: '2024-03-07T23:59:59.999Z' }),
+      good('day-before', { created_at: '2024-03-04T23:59:59Z' }),
+      good('day-after', { created_at: '2024-03-08T00:00:00Z' }),
+    ];
+    const r = await curate(root, { logs, stages: [{ filter: { since: '2024-03-05', until: '2024-03-07' } }] });
+    expect(r.trainIds.sort()).toEqual(['first-minute', 'last-minute']);
+    expect(r.dropped).toEqual({ 'day-before': 'before_since', 'day-after': 'after_until' });
+    // A time given with the date is taken as it is.
+    const exact = await curate(root, { logs, stages: [{ filter: { since: '2024-03-05', until: '2024-03-07T00:00:00Z' } }] });
+    expect(exact.dropped['last-minute']).toBe('after_until');
+  });
+
   it('a tag key may be any string, __proto__ and constructor included', async () => {
     // JSON.parse gives an own `__proto__` key, as a JSON or YAML config and the logs do; a literal would set the prototype.
     const tags = (json: string): Record<string, unknown> => JSON.parse(json) as Record<string, unknown>;
