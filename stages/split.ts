@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { defineStage, type ScanField } from '../pipeline/stage.js';
 import { SeededUnits } from '../pipeline/normalize.js';
 import { HashIndex } from '../pipeline/hash-index.js';
-import { SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
+import { REFUSAL_UNKNOWN, REFUSAL_YES, SPLIT_TEST, SPLIT_TRAIN } from '../pipeline/working-set.js';
 
 const groupBy = z
   .string()
@@ -129,7 +129,12 @@ export default defineStage({
           turnCount.increment(h);
         }
       }
-      if (p.stratify_by === 'refusal') stratum[k] = c.signals.defaultRefusal() ? 'refusal' : 'other';
+      if (p.stratify_by === 'refusal') {
+        // What rebalance_refusals judged, with its own detector settings (patterns, phrases, a tag), when it ran
+        // before; else the default detector.
+        const verdict = ws.refusal[c.i]!;
+        stratum[k] = (verdict === REFUSAL_UNKNOWN ? c.signals.defaultRefusal() : verdict === REFUSAL_YES) ? 'refusal' : 'other';
+      }
       else if (stratTag) {
         const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, stratTag) ? c.tags[stratTag] : undefined;
         stratum[k] = v === undefined || v === null ? '(none)' : String(v);
@@ -245,6 +250,12 @@ export default defineStage({
     ctx.stats.boilerplate_turns_not_linked = boilerplate;
     ctx.stats.turn_links_kept_apart = keptApart;
     ctx.stats.strata = table.objects();
+    // A stable split cannot also be stratified: each group's side is its own hash's, whatever its stratum.
+    if (stable && p.stratify_by !== undefined) {
+      (ctx.facts.warnings ??= []).push(
+        `split: stratify_by ${p.stratify_by} has no effect with method: stable (each group's side follows its own hash, so each stratum gets test_fraction only on average); method: exact stratifies`,
+      );
+    }
     // A test share far from the one asked for (by more than 5 points, or half the fraction): say so, and name the
     // likely cause, a linked group larger than the whole test target.
     if (n >= 200 && Math.abs(nTest / n - fraction) > Math.max(0.05, fraction / 2)) {

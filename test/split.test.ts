@@ -123,6 +123,29 @@ describe('split: exact', () => {
     expect(r.testIds.filter((id) => id.startsWith('ok'))).toHaveLength(40);
   });
 
+  it('stratify_by refusal uses the verdicts of an earlier rebalance_refusals, its own detector settings included', async () => {
+    // Refusals by a tag only: the text reads as a helpful answer, which the default detector would pass.
+    const strat = [
+      ...Array.from({ length: 30 }, (_, k) => chat(`ok${k}`, prompt(), 'Sure, here you go.')),
+      ...Array.from({ length: 10 }, (_, k) => chat(`tagged${k}`, prompt(), 'Sure, here you go.', { tags: { refused: true } })),
+    ];
+    const r = await curate(root, {
+      logs: strat,
+      stages: [{ rebalance_refusals: { target_rate: 1, tag: 'refused' } }, { split: { method: 'exact', test_size: 8, stratify_by: 'refusal' } }],
+    });
+    expect(r.manifest.refusals!.before.count).toBe(10);
+    expect(r.testIds.filter((id) => id.startsWith('tagged'))).toHaveLength(2);
+    expect(r.testIds.filter((id) => id.startsWith('ok'))).toHaveLength(6);
+    expect(r.manifest.warnings.join('\n')).not.toMatch(/stratify_by/);
+  });
+
+  it('warns that stratify_by does nothing under method: stable', async () => {
+    const r = await curate(root, { logs: logs.slice(0, 40), stages: [{ split: { test_fraction: 0.2, stratify_by: 'refusal' } }] });
+    expect(r.manifest.warnings).toContain(
+      'split: stratify_by refusal has no effect with method: stable (each group\'s side follows its own hash, so each stratum gets test_fraction only on average); method: exact stratifies',
+    );
+  });
+
   it('stratify_by tags.<key> is proportional per value', async () => {
     const langs = [...Array(120).fill('en'), ...Array(60).fill('fr'), ...Array(20).fill('de')] as string[];
     const strat = langs.map((lang, k) => chat(`l${k}`, prompt(), 'a', { tags: { lang } }));
