@@ -256,6 +256,15 @@ export default defineStage({
         `split: stratify_by ${p.stratify_by} has no effect with method: stable (each group's side follows its own hash, so each stratum gets test_fraction only on average); method: exact stratifies`,
       );
     }
+    if (stable && p.test_size !== undefined) {
+      (ctx.facts.warnings ??= []).push(
+        `split: test_size with method: stable is taken as a share (${p.test_size} of ${n} now): the test set comes near the count, not to it, and as the logs grow the share changes and moves examples between train and test; test_fraction keeps them where they are, method: exact gives the count`,
+      );
+    }
+    // An empty test set where at least one example was asked for, however small the run.
+    if (nTest === 0 && fraction * n >= 1) {
+      (ctx.facts.warnings ??= []).push(`split: the test set is empty (${n} conversations, ${largest > 1 ? `the largest group holds ${largest}` : 'each its own group'})`);
+    }
     // A test share far from the one asked for (by more than 5 points, or half the fraction): say so, and name the
     // likely cause, a linked group larger than the whole test target.
     if (n >= 200 && Math.abs(nTest / n - fraction) > Math.max(0.05, fraction / 2)) {

@@ -146,6 +146,23 @@ describe('split: exact', () => {
     );
   });
 
+  it('warns that test_size under method: stable is a share, and when the test set is empty however small the run', async () => {
+    const r = await curate(root, { logs: logs.slice(0, 40), stages: [{ split: { test_size: 8 } }] });
+    expect(r.manifest.warnings.join('\n')).toContain('split: test_size with method: stable is taken as a share (8 of 40 now)');
+    // Everything linked into one group by a shared tag: the test set cannot be anything but empty or everything.
+    const one = logs.slice(0, 20).map((c) => ({ ...c, tags: { org: 'acme' } }));
+    const seeds = [0, 1, 2, 3, 4, 5, 6, 7];
+    let empty = 0;
+    for (const seed of seeds) {
+      const e = await curate(root, { logs: one, seed, stages: [{ split: { test_fraction: 0.5, group_by: 'tags.org', method: 'exact' } }] });
+      if (e.testIds.length === 0) {
+        empty++;
+        expect(e.manifest.warnings).toContain('split: the test set is empty (20 conversations, the largest group holds 20)');
+      } else expect(e.manifest.warnings.join('\n')).not.toMatch(/test set is empty/);
+    }
+    expect(empty).toBeGreaterThan(0);
+  });
+
   it('stratify_by tags.<key> is proportional per value', async () => {
     const langs = [...Array(120).fill('en'), ...Array(60).fill('fr'), ...Array(20).fill('de')] as string[];
     const strat = langs.map((lang, k) => chat(`l${k}`, prompt(), 'a', { tags: { lang } }));
