@@ -441,17 +441,53 @@ export function findPii(text: string, kinds: readonly PiiKind[]): PiiMatch[] {
 }
 
 /** Replaces every match with its placeholder (`[EMAIL]`, …) and counts matches per kind. */
-export function redactPii(text: string, kinds: readonly PiiKind[]): PiiRedaction {
+/**
+ * `json`: the text is a JSON document (a call's arguments) and must stay one: a match outside its string
+ * literals (a card or phone number given as a bare JSON number) becomes a quoted placeholder, not a bare word.
+ */
+export function redactPii(text: string, kinds: readonly PiiKind[], opts: { json?: boolean } = {}): PiiRedaction {
   const matches = findPii(text, kinds);
   if (matches.length === 0) return { text, counts: {} };
+  const bare = opts.json ? outsideJsonStrings(text) : null;
   const counts: Partial<Record<PiiKind, number>> = {};
   const parts: string[] = [];
   let pos = 0;
   for (const m of matches) {
-    parts.push(text.slice(pos, m.start), PII_PLACEHOLDER[m.kind]);
+    const placeholder = PII_PLACEHOLDER[m.kind];
+    parts.push(text.slice(pos, m.start), bare !== null && bare(m.start) ? `"${placeholder}"` : placeholder);
     counts[m.kind] = (counts[m.kind] ?? 0) + 1;
     pos = m.end;
   }
   parts.push(text.slice(pos));
   return { text: parts.join(''), counts };
+}
+
+/**
+ * For a text that parses as JSON, whether an offset lies outside its string literals (null for any other
+ * text: it is redacted as plain text).
+ */
+function outsideJsonStrings(text: string): ((at: number) => boolean) | null {
+  try {
+    JSON.parse(text);
+  } catch {
+    return null;
+  }
+  // String literals as [start, end) ranges, in order; a valid document has no quote outside them.
+  const ranges: number[] = [];
+  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i + 1)) {
+    let j = i + 1;
+    while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+    ranges.push(i, j + 1);
+    i = j;
+  }
+  return (at) => {
+    let lo = 0;
+    let hi = ranges.length / 2;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ranges[2 * mid + 1]! <= at) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === ranges.length / 2 || at < ranges[2 * lo]!;
+  };
 }

@@ -23,8 +23,8 @@ export function redactMessages(messages: readonly Message[], kinds: readonly Pii
     if (!counts) return;
     for (const [k, v] of Object.entries(c) as [PiiKind, number][]) counts[k] = (counts[k] ?? 0) + v;
   };
-  const red = (s: string): string => {
-    const r = redactPii(s, kinds);
+  const red = (s: string, json = false): string => {
+    const r = redactPii(s, kinds, { json });
     if (r.text !== s) add(r.counts);
     return r.text;
   };
@@ -49,7 +49,7 @@ export function redactMessages(messages: readonly Message[], kinds: readonly Pii
       let changed = false;
       const redacted = m.tool_calls.map((tc) => {
         const text = argumentsText(tc.function.arguments);
-        const t = red(text);
+        const t = red(text, true);
         if (t === text) return tc;
         changed = true;
         return { ...tc, function: { ...tc.function, arguments: t } };
@@ -58,7 +58,7 @@ export function redactMessages(messages: readonly Message[], kinds: readonly Pii
     }
     if (m.function_call) {
       const text = argumentsText(m.function_call.arguments);
-      const t = red(text);
+      const t = red(text, true);
       if (t !== text) next = { ...(next ?? m), function_call: { ...m.function_call, arguments: t } };
     }
     if (next) (out ??= [...messages])[idx] = next;

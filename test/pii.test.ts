@@ -306,6 +306,16 @@ describe('redactPii', () => {
     expect(r.counts).toEqual({ email: 2, phone: 1, credit_card: 1, ssn: 1, ip: 1 });
   });
 
+  it('keeps a JSON document one (json: true): a match outside string literals becomes a quoted placeholder', () => {
+    const args = '{"card": 4111111111111111, "amount": 5, "note": "card 4111 1111 1111 1111, call +44 20 7946 0958", "tel": [4155552671, "x"]}';
+    const r = redactPii(args, PII_KINDS, { json: true });
+    expect(JSON.parse(r.text)).toEqual({ card: '[CREDIT_CARD]', amount: 5, note: 'card [CREDIT_CARD], call [PHONE]', tel: [4155552671, 'x'] });
+    expect(r.counts).toEqual({ credit_card: 2, phone: 1 });
+    // Plain text, or text that is not JSON, is redacted as it always was.
+    expect(redactPii('{"card": 4111111111111111', PII_KINDS, { json: true }).text).toBe('{"card": [CREDIT_CARD]');
+    expect(redactPii('{"card": 4111111111111111}', PII_KINDS).text).toBe('{"card": [CREDIT_CARD]}');
+  });
+
   it('returns the same string instance and no counts when nothing matched', () => {
     const text = 'Nothing to see here: version 1.2.3, 2024-11-03, $19.99, order 12345.';
     const r = redactPii(text, PII_KINDS);

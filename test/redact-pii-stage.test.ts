@@ -115,7 +115,7 @@ describe('redact_pii', () => {
       id: 'fc-1',
       messages: [
         { role: 'user', content: 'file my tax form' },
-        { role: 'assistant', content: null, function_call: { name: 'file_form', arguments: JSON.stringify({ ssn: SSN }) } },
+        { role: 'assistant', content: null, function_call: { name: 'file_form', arguments: `{"ssn": "${SSN}", "card": ${CARD.replace(/ /g, '')}}` } },
         { role: 'function', name: 'file_form', content: 'filed' },
         { role: 'assistant', content: 'Filed.' },
       ],
@@ -124,7 +124,8 @@ describe('redact_pii', () => {
     const r = await curate(root, { logs: few, stages: [{ redact_pii: {} }] });
     const call = (r.example('fc-1').messages[1] as { function_call?: { name: string; arguments: string } }).function_call!;
     expect(call.name).toBe('file_form');
-    expect(JSON.parse(call.arguments)).toEqual({ ssn: '[SSN]' });
+    // Still JSON: the card, a bare number there, became a quoted placeholder.
+    expect(JSON.parse(call.arguments)).toEqual({ ssn: '[SSN]', card: '[CREDIT_CARD]' });
     expect(outputText(r.out)).not.toContain(SSN);
     const dropped = await curate(root, { logs: few, stages: [{ redact_pii: { action: 'drop' } }] });
     expect(dropped.dropped).toEqual({ 'fc-1': 'pii:ssn' });
