@@ -287,8 +287,8 @@ const SECRET_PATTERNS: readonly SecretPattern[] = [
   // so the surrounding prose/code still reads. A token has to be long and contain a digit, or the
   // phrase "the bearer of bad news" would be one.
   {
-    hints: ['earer'],
-    re: /\b[Bb]earer[ \t]{1,8}([A-Za-z0-9._~+\/-]{16,}=*)/g,
+    hints: ['earer', 'EARER'],
+    re: /\b(?:[Bb]earer|BEARER)[ \t]{1,8}([A-Za-z0-9._~+\/-]{16,}=*)/g,
     tokenGroup: true,
     check: hasLetterAndDigit,
   },

@@ -239,6 +239,7 @@ describe('api_key', () => {
     expect(found(text, 'api_key')).toEqual([token]);
     expect(redactPii(text, ['api_key']).text).toBe('curl -H "Authorization: Bearer [API_KEY]" https://api.example.com');
     expect(found(`use bearer ${JWT}`, 'api_key')).toEqual([JWT]);
+    expect(found(`AUTHORIZATION: BEARER ${token}`, 'api_key')).toEqual([token]);
   });
 
   it('redacts whole PEM private key blocks, even truncated ones', () => {
