@@ -226,10 +226,10 @@ export function formatRunSummary(r: RunResult): string {
   out.push(
     '',
     table(
-      ['file', 'examples', 'tokens', 'mean', 'p95', 'max', 'over limit'],
+      ['file', 'examples', 'tokens', 'mean', 'p95', 'max', 'truncated', 'dropped over limit'],
       [
-        ['train.jsonl', f.train.examples, f.train.tokens.total, f.train.tokens.mean, f.train.tokens.p95, f.train.tokens.max, f.train.over_limit],
-        ['test.jsonl', f.test.examples, f.test.tokens.total, f.test.tokens.mean, f.test.tokens.p95, f.test.tokens.max, f.test.over_limit],
+        ['train.jsonl', f.train.examples, f.train.tokens.total, f.train.tokens.mean, f.train.tokens.p95, f.train.tokens.max, f.train.truncated, f.train.dropped_over_limit],
+        ['test.jsonl', f.test.examples, f.test.tokens.total, f.test.tokens.mean, f.test.tokens.p95, f.test.tokens.max, f.test.truncated, f.test.dropped_over_limit],
       ],
     ),
   );

@@ -28,7 +28,9 @@ import { makeDirs } from './dirs.js';
 
 export interface SplitAccumulator {
   readonly examples: number;
-  overLimit: number;
+  /** Examples bound for this file that were over the limit: dropped (over_limit: drop), or truncated and written. */
+  droppedOverLimit: number;
+  truncated: number;
   /** Appends one example line; returns its 1-based line number in the file. */
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number;
   /** The same, for a line already encoded (newline included) whose digest (lineDigest) is known. */
@@ -60,7 +62,10 @@ const FLUSH_AT = 1 << 20;
 
 class SplitSink implements SplitAccumulator {
   examples = 0;
-  overLimit = 0;
+  droppedOverLimit = 0;
+  truncated = 0;
+  /** Lines written whose tokens are over the limit (emit writes none: it drops, truncates or fails). */
+  overLimitLines = 0;
   bytes = 0;
   assistant = 0;
   billing = 0;
@@ -99,6 +104,7 @@ class SplitSink implements SplitAccumulator {
     this.totals.push(tokens.total);
     this.assistant += tokens.assistant;
     this.billing += limit === null ? tokens.total : Math.min(limit, tokens.total);
+    if (limit !== null && tokens.total > limit) this.overLimitLines++;
     if (refusal) this.refusals++;
     if (!this.seen.add(digest)) this.duplicateLines.push(this.examples);
     // Hashed a megabyte at a time when flushed (a dry run too): one update per line cost a call per example.
@@ -137,7 +143,9 @@ class SplitSink implements SplitAccumulator {
       examples: this.examples,
       bytes: this.bytes,
       sha256: this.hash.copy().digest('hex'),
-      over_limit: this.overLimit,
+      over_limit: this.overLimitLines,
+      truncated: this.truncated,
+      dropped_over_limit: this.droppedOverLimit,
       tokens: { total: s.total, assistant: this.assistant, min: s.min, mean: s.mean, p50: s.p50, p95: s.p95, max: s.max },
     };
   }

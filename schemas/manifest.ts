@@ -22,7 +22,11 @@ export const fileEntrySchema = z.object({
   examples: count,
   bytes: count,
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Examples in the file over the model's limit (as `validate` counts them). */
   over_limit: count,
+  /** Examples bound for the file that were over the limit: truncated (and in the file), or dropped. */
+  truncated: count,
+  dropped_over_limit: count,
   tokens: tokenSummarySchema,
 });
 

@@ -267,7 +267,7 @@ export default defineStage({
     type Pending = { readonly i: number; readonly isTest: boolean; readonly refusal: boolean; readonly built: Built | PreparedChat | { readonly reuse: number } };
     const drop = (pend: Pending, split: SplitAccumulator, reason: string, overLimit: number | undefined): void => {
       if (overLimit !== undefined) {
-        split.overLimit++;
+        split.droppedOverLimit++;
         if (p.over_limit === 'fail') throw overLimitError(ctx.ws.id(pend.i), overLimit, limit!, p.model);
         ctx.ws.tokens[pend.i] = overLimit;
       }
@@ -288,7 +288,7 @@ export default defineStage({
       if ('drop' in built) return drop(pend, split, built.drop, built.overLimit);
       let flags = 0;
       if (built.truncated) {
-        split.overLimit++;
+        split.truncated++;
         truncated++;
         flags |= FLAG_TRUNCATED;
       }
@@ -309,7 +309,7 @@ export default defineStage({
       const flags = r.flags(e);
       if (r.file(e) === SPLIT_NONE) return drop(pend, split, r.dropReason(e), flags & FLAG_OVER_LIMIT ? r.total(e) : undefined);
       if (flags & FLAG_TRUNCATED) {
-        split.overLimit++;
+        split.truncated++;
         truncated++;
       }
       const prompt = r.prompt(e);
@@ -412,7 +412,7 @@ export default defineStage({
       for (const h of prompts.test) if (prompts.train.has(h)) both++;
       if (both > 0) warnings.push(`${both} prompt(s) are in both train and test after truncation: a truncated example's remaining prompt matches one in the other split`);
     }
-    const overLimit = writer.train.overLimit + writer.test.overLimit - truncated;
+    const overLimit = writer.train.droppedOverLimit + writer.test.droppedOverLimit;
     if (overLimit > 0) warnings.push(`${overLimit} example(s) over the ${limit}-token limit of ${p.model} were dropped`);
     if (noSystemOrUser > 0) {
       warnings.push(`${noSystemOrUser} example(s) have no system or user message (e.g. ${noSystemOrUserIds.map((i) => JSON.stringify(i)).join(', ')})`);

@@ -612,7 +612,7 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
     expect(train).toHaveLength(2);
     const rows = checkLineage(p.out, r.manifest, records.length);
     for (const id of overIds) expect(rows.find((x) => x.id === id)).toMatchObject({ status: 'dropped', stage: 'emit', reason: 'over_limit' });
-    expect(r.manifest.files.train.over_limit).toBe(5);
+    expect(r.manifest.files.train).toMatchObject({ over_limit: 0, dropped_over_limit: 5, truncated: 0 });
     expect(r.manifest.warnings.some((w) => w.includes('5 example(s)') && w.includes('4096'))).toBe(true);
     // explain says how far over it was.
     const ex = cli(['explain', 'single-too-long', '--db', join(p.dir, 'store.db'), '--json']);
@@ -638,6 +638,10 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
     expect(rows.find((x) => x.id === 'last-too-long')).toMatchObject({ status: 'dropped', reason: 'over_limit' });
     expect(rows.find((x) => x.id === 'single-too-long')).toMatchObject({ status: 'dropped', reason: 'over_limit' });
     expect(r.manifest.warnings.some((w) => w.includes('3 example(s)') && w.includes('truncated'))).toBe(true);
+    // The file holds no example over the limit (validate agrees); the manifest says what was truncated or dropped.
+    expect(r.manifest.files.train).toMatchObject({ examples: 5, over_limit: 0, truncated: 3, dropped_over_limit: 2 });
+    const v = cli(['validate', join(p.out, 'train.jsonl'), '--model', 'davinci-002', '--json']);
+    expect(JSON.parse(v.stdout).tokens.over_limit).toBe(0);
   });
 
   it('truncate works for openai_completion too, by the same turns', async () => {

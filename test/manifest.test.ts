@@ -72,7 +72,7 @@ describe('manifest.json: the schema and the document', () => {
     // Every count is an integer, every token figure exact.
     for (const split of ['train', 'test'] as const) {
       const f = onDisk.files[split];
-      for (const v of [f.examples, f.bytes, f.over_limit, f.tokens.total, f.tokens.assistant, f.tokens.min, f.tokens.p50, f.tokens.p95, f.tokens.max]) expect(Number.isInteger(v)).toBe(true);
+      for (const v of [f.examples, f.bytes, f.over_limit, f.truncated, f.dropped_over_limit, f.tokens.total, f.tokens.assistant, f.tokens.min, f.tokens.p50, f.tokens.p95, f.tokens.max]) expect(Number.isInteger(v)).toBe(true);
     }
   });
 
@@ -113,6 +113,8 @@ describe('manifest.json: the schema and the document', () => {
       bytes: 0,
       sha256: sha256(''),
       over_limit: 0,
+      truncated: 0,
+      dropped_over_limit: 0,
       tokens: { total: 0, assistant: 0, min: 0, mean: 0, p50: 0, p95: 0, max: 0 },
     });
     expect(readFileSync(join(p.out, 'test.jsonl'), 'utf8')).toBe('');
@@ -187,8 +189,8 @@ describe('manifest.json: warnings', () => {
     const records = [...many(10), conv('long-1', long, 'ok'), conv('long-2', `again ${long}`, 'ok')];
     const r = await project('warn-limit', records, [emit({ model: 'davinci-002' })]).run();
     expect(r.code, r.stderr).toBe(0);
-    expect(r.manifest.files.train.over_limit).toBe(2);
-    expect(r.manifest.files.train.examples).toBe(10);
+    // over_limit counts the file's examples over the limit (as validate does): none, both were dropped.
+    expect(r.manifest.files.train).toMatchObject({ examples: 10, over_limit: 0, dropped_over_limit: 2, truncated: 0 });
     expect(r.manifest.warnings).toEqual(['2 example(s) over the 4096-token limit of davinci-002 were dropped']);
   });
 
