@@ -98,6 +98,15 @@ type Built =
   | { readonly line: string; readonly tokens: Tokens; readonly truncated: boolean; readonly systemOrUser: boolean; readonly prompt: string | null }
   | { readonly drop: string; readonly overLimit?: number };
 
+/** The type of the first content part without text (`image_url`, `input_audio`, …), or null when all have text. */
+function nonTextPart(messages: readonly Message[]): string | null {
+  for (const m of messages) {
+    if (!Array.isArray(m.content)) continue;
+    for (const part of m.content) if (typeof part?.text !== 'string') return typeof part?.type === 'string' && part.type !== '' ? part.type.slice(0, 40) : 'unknown';
+  }
+  return null;
+}
+
 const hasSystemOrUser = (messages: readonly { readonly role?: unknown }[]): boolean => messages.some((m) => m.role === 'system' || m.role === 'user');
 
 /** The hash of the prompt written, which truncation may change after split grouped the prompts (settle's check). */
@@ -383,7 +392,15 @@ export default defineStage({
         if (reuse) await pushReused(c.i);
         next = c.i + 1;
         const isTest = ctx.ws.split[c.i] === SPLIT_TEST;
-        const b = p.format === 'openai_completion' ? buildCompletion(c.messages, limit, truncate, tok) : prepareChat(c.messages, c.tools, cache, truncate);
+        // An image or audio part cannot be written as text: its text alone would teach answers to a question
+        // whose picture is gone.
+        const nonText = nonTextPart(c.messages);
+        const b: Built | PreparedChat | { readonly drop: string } =
+          nonText !== null
+            ? { drop: `non_text_content:${nonText}` }
+            : p.format === 'openai_completion'
+              ? buildCompletion(c.messages, limit, truncate, tok)
+              : prepareChat(c.messages, c.tools, cache, truncate);
         // rebalance_refusals' own verdict (tags included) where it judged this conversation; else its text detector.
         const verdict = ctx.ws.refusal[c.i]!;
         const refusal = verdict !== REFUSAL_UNKNOWN ? verdict === REFUSAL_YES : detectRefusal ? detectRefusal(finalAssistantText(c.messages)) : false;

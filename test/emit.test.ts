@@ -404,7 +404,7 @@ describe('emit: the format of each line', () => {
           metadata: { not: 'copied' },
           messages: [
             system('Use tools.'),
-            user([{ type: 'text', text: 'Weather in ' }, { type: 'image_url', image_url: { url: 'https://example.com/x.png' } }, { type: 'text', text: 'Paris?' }], { name: 'bob' }),
+            user([{ type: 'text', text: 'Weather in ' }, { type: 'text', text: 'Paris?' }], { name: 'bob' }),
             assistant(null, { tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: { city: 'Paris', units: ['c'] } } }] }),
             { role: 'tool', tool_call_id: 'call_1', content: '18°C' },
             assistant('18°C in Paris.', { refusal: null, annotations: [], weight: 1 }),
@@ -417,6 +417,8 @@ describe('emit: the format of each line', () => {
         },
         { id: 'f3', messages: [user('Legacy call'), assistant(null, { function_call: { name: 'lookup', arguments: { q: 'x' } } })] },
         { id: 'f4', messages: [user('no tools here'), assistant('fine')] },
+        // A picture cannot be written as text: its words alone would train an answer to a question that lost it.
+        { id: 'f5', messages: [user([{ type: 'text', text: 'what is this' }, { type: 'image_url', image_url: { url: 'https://example.com/x.png' } }]), assistant('a cat')] },
       ],
       [emit({})],
     );
@@ -438,6 +440,7 @@ describe('emit: the format of each line', () => {
       { messages: [{ role: 'user', content: 'Legacy call' }, { role: 'assistant', content: null, function_call: { name: 'lookup', arguments: '{"q":"x"}' } }] },
       { messages: [{ role: 'user', content: 'no tools here' }, { role: 'assistant', content: 'fine' }] },
     ]);
+    expect(lineage(p.out).find((x) => x.id === 'f5')).toMatchObject({ status: 'dropped', stage: 'emit', reason: 'non_text_content:image_url' });
   });
 
   it('drops an empty tool_calls list rather than writing one OpenAI rejects', async () => {
@@ -557,7 +560,7 @@ describe('emit: examples that cannot be valid are dropped with a reason, never w
       'weight-half': 'emit invalid:invalid_weight',
       'weight-on-user': 'emit invalid:invalid_weight',
       'no-assistant': 'emit invalid:example_missing_assistant_message',
-      'image-only': 'emit invalid:missing_content',
+      'image-only': 'emit non_text_content:image_url',
       'bad-tools': 'emit invalid:data_type',
       'ok-2': 'train',
     });
@@ -566,7 +569,7 @@ describe('emit: examples that cannot be valid are dropped with a reason, never w
         name: 'emit',
         in: 9,
         out: 2,
-        dropped: { 'invalid:data_type': 2, 'invalid:example_missing_assistant_message': 1, 'invalid:invalid_weight': 2, 'invalid:missing_content': 2 },
+        dropped: { 'invalid:data_type': 2, 'invalid:example_missing_assistant_message': 1, 'invalid:invalid_weight': 2, 'invalid:missing_content': 1, 'non_text_content:image_url': 1 },
       },
     ]);
     const ex = cli(['explain', 'empty-assistant', '--db', join(p.dir, 'store.db'), '--json']);
