@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { configSchema, type ConfigFile } from '../schemas/config.js';
 import { formatPath } from '../schemas/log-record.js';
 import { sha256Hex } from './canonical.js';
-import { UsageError } from './errors.js';
+import { plainIssueMessage, UsageError } from './errors.js';
 import { utf8FileText } from './lines.js';
 import type { InputSpec } from './ingest.js';
 import type { StageDefinition } from './stage.js';
@@ -202,7 +202,7 @@ export function describeConfigIssue(error: z.ZodError, prefix: string, input?: u
   if (issue.code === 'invalid_type' && !present(input, issue.path)) {
     return `${base}: required key is missing (${issue.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')})`;
   }
-  return `${base || '(config)'}: ${issue.message.replace(/^Invalid (input|option): /, '')}`;
+  return `${base || '(config)'}: ${plainIssueMessage(issue)}`;
 }
 
 type Issue = z.ZodError['issues'][number];

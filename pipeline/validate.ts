@@ -9,6 +9,7 @@ import { canonicalJson } from './canonical.js';
 import { decodeUtf8, isBlank, readLines } from './lines.js';
 import { autoEpochs, estimateCostUsd, resolveModel, type EncodingName } from './models.js';
 import { countCompletionTokens, countExampleTokens, getTokenizer, tokenStats, type ChatMessageLike } from './tokens.js';
+import { plainIssueMessage } from './errors.js';
 
 export type ValidationErrorKind =
   | 'data_type'
@@ -130,7 +131,7 @@ export function checkExample(value: unknown): ValidationError[] {
 
   const parsed = TrainingExampleSchema.safeParse(value);
   if (parsed.success) return [];
-  return parsed.error.issues.map((issue) => ({ kind: 'data_type' as const, message: `${formatPath(issue.path)}: ${issue.message}` }));
+  return parsed.error.issues.map((issue) => ({ kind: 'data_type' as const, message: `${formatPath(issue.path)}: ${plainIssueMessage(issue)}` }));
 }
 
 /**
@@ -389,7 +390,10 @@ export function formatValidateReport(r: ValidateReport): string {
   if (r.errors.length > 0) {
     lines.push('errors');
     for (const e of r.errors.slice(0, SUMMARY_ERRORS)) lines.push(`  line ${e.line}: ${e.kind}: ${e.message}`);
-    if (r.error_count > SUMMARY_ERRORS) lines.push(`  … ${n(r.error_count - SUMMARY_ERRORS)} more (see --json)`);
+    if (r.error_count > SUMMARY_ERRORS) {
+      const listed = r.error_count > MAX_LISTED_ERRORS ? `--json lists the first ${n(MAX_LISTED_ERRORS)}` : 'see --json';
+      lines.push(`  … ${n(r.error_count - SUMMARY_ERRORS)} more (${listed})`);
+    }
   }
   if (r.warnings.length > 0) {
     lines.push('warnings');

@@ -77,9 +77,9 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
 
   it('a wrong type', async () => {
     const turns = await runBad('type-turns', yaml('  - filter: { min_turns: two }', EMIT), CLI);
-    expect(turns).toMatch(/stages\[0\]\.filter\.min_turns: expected number, received string/);
+    expect(turns).toMatch(/stages\[0\]\.filter\.min_turns: expected a number, got a string/);
     expect(turns).not.toMatch(/missing/);
-    expect(await runBad('type-params', yaml('  - filter: strict', EMIT))).toMatch(/stages\[0\]\.filter: expected object/);
+    expect(await runBad('type-params', yaml('  - filter: strict', EMIT))).toMatch(/stages\[0\]\.filter: expected an object, got a string/);
     expect(await runBad('type-seed', `name: cfg-test\nseed: abc\nstages:\n${EMIT}\n`)).toMatch(/seed: .*integer/);
     expect(await runBad('type-stages', 'name: cfg-test\nstages: { emit: {} }\n')).toMatch(/stages: .*list/);
     expect(await runBad('type-models', yaml('  - filter: { models: gpt-4o }', EMIT))).toContain('stages[0].filter.models');

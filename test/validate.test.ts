@@ -146,6 +146,14 @@ describe('checkExample: OpenAI error kinds', () => {
     expect(errors[0].message).toMatch(/^messages\[1\]\.tool_calls\[0\]\.function\.arguments: /);
   });
 
+  it('words data_type errors as this tool does ("expected …, got …"), not in the schema library\'s terms', () => {
+    const messageOf = (m: Record<string, unknown>): string =>
+      checkExample({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, ...m }] })[0]!.message;
+    expect(messageOf({ tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f' } }] })).toBe('messages[1].tool_calls[0].function.arguments: missing (expected a string)');
+    expect(messageOf({ content: 'y', name: '' })).toBe('messages[1].name: expected a non-empty string');
+    expect(messageOf({ content: 'y', name: 7 })).toBe('messages[1].name: expected a string, got a number');
+  });
+
   it('accepts only what the training-example schema also accepts', () => {
     const samples: unknown[] = [
       example(1),
@@ -283,6 +291,8 @@ describe('validateFile: errors by line', () => {
     expect(r.errors).toHaveLength(MAX_LISTED_ERRORS);
     expect(r.error_count).toBe(MAX_LISTED_ERRORS + 5);
     expect(r.warnings.some((w) => w.includes(`${MAX_LISTED_ERRORS + 5} errors`))).toBe(true);
+    // The human summary does not send the reader to --json for errors it does not list either.
+    expect(formatValidateReport(r)).toContain(`more (--json lists the first ${MAX_LISTED_ERRORS.toLocaleString('en-US')})`);
   });
 
   it('reads gzip-compressed files', async () => {
