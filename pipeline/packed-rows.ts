@@ -38,12 +38,17 @@ export class RowPacker {
   private numbers: Float64Array;
   private n = 0;
 
+  /**
+   * `rows` and `bytes`: what to make room for at first. A good guess of the bytes matters: every buffer outgrown
+   * is garbage the size of the texts so far, on the thread (ingest's worker) that can least afford it.
+   */
   constructor(
     private readonly kinds: readonly ColumnKind[],
     rows = 64,
+    bytes = Math.max(1, rows) * 256,
   ) {
     // Never from Buffer's shared pool, which Node marks untransferable: a pooled buffer would be copied across.
-    this.bytes = Buffer.allocUnsafeSlow(Math.max(1, rows) * 256);
+    this.bytes = Buffer.allocUnsafeSlow(Math.max(1, bytes));
     const values = Math.max(1, rows) * kinds.length;
     this.start = new Int32Array(values);
     this.end = new Int32Array(values);
@@ -66,8 +71,13 @@ export class RowPacker {
         this.numbers[i] = v;
       } else {
         if (typeof v !== 'string') throw new Error(`internal: packed column ${c} holds texts, was given ${typeof v}`);
-        // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
-        if (this.bytes.length - this.at < v.length * 3) this.growBytes(v.length * 3);
+        // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4), so only a string
+        // that might not fit is measured; its byte length is what writeText writes (3 for a lone surrogate).
+        const room = this.bytes.length - this.at;
+        if (room < v.length * 3) {
+          const need = Buffer.byteLength(v, 'utf8');
+          if (room < need) this.growBytes(need);
+        }
         this.start[i] = this.at;
         this.at = writeText(v, this.bytes, this.at);
         this.end[i] = this.at;

@@ -101,8 +101,11 @@ export interface PreparedBatch {
 }
 
 export function prepareUnits(units: readonly UnitInput[], forced?: InputFormat): PreparedBatch {
-  const rows = new RowPacker(PACKED_KINDS, units.length);
-  const events = new RowPacker(EVENT_KINDS, units.length);
+  // A conversation's stored texts take a little more than the bytes of its line; an event's ~100 bytes.
+  let lineBytes = 0;
+  for (const u of units) lineBytes += u.raw.length;
+  const rows = new RowPacker(PACKED_KINDS, units.length, Math.ceil(lineBytes * 1.25) + 4096);
+  const events = new RowPacker(EVENT_KINDS, units.length, units.length * 128);
   const out = units.map((u) => prepareUnit(u, rows, events, forced));
   return { units: out, rows: rows.finish(), events: events.finish() };
 }

@@ -83,6 +83,20 @@ describe('packed rows', () => {
     direct.close();
   });
 
+  it('fills a buffer made to measure to its last byte, without outgrowing it', () => {
+    // Each text's UTF-8 length, as writeText writes it: a lone surrogate is 3 bytes, a pair 4.
+    const total = HOSTILE.reduce((a, s) => a + Buffer.byteLength(s, 'utf8'), 0);
+    const packer = new RowPacker(['text'], HOSTILE.length, total);
+    for (const s of HOSTILE) packer.add([s]);
+    const packed = packer.finish();
+    expect(packed.bytes.byteLength).toBe(total);
+    expect(packed.bytes.buffer.byteLength).toBe(total);
+    const reader = new RowReader(packed);
+    const direct = new Database(':memory:');
+    HOSTILE.forEach((s, r) => expect(reader.value(r, 0)).toBe(direct.prepare('SELECT ?').pluck().get(s)));
+    direct.close();
+  });
+
   it('reads values back the same way, and rejects a value of the wrong kind', () => {
     const packer = new RowPacker(KINDS, 1);
     packer.add(['é', 7, null, '😀']);
