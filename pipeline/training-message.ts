@@ -5,6 +5,7 @@
  */
 import { MESSAGE_KEYS } from '../schemas/message-keys.js';
 import { contentText } from './tokens.js';
+import { argumentsText } from './messages.js';
 import type { Message } from './stage.js';
 
 /** A stored message → the keys OpenAI's format accepts. Content parts become their joined text. */
@@ -22,11 +23,11 @@ export function toTrainingMessage(m: Message): Record<string, unknown> {
       out.tool_calls = calls.map((tc) => ({
         ...(tc.id !== undefined ? { id: tc.id } : {}),
         type: tc.type ?? 'function',
-        function: { name: tc.function.name, arguments: argText(tc.function.arguments) },
+        function: { name: tc.function.name, arguments: argumentsText(tc.function.arguments) },
       }));
     } else if (k === 'function_call') {
       const fc = v as NonNullable<Message['function_call']>;
-      out.function_call = { name: fc.name, arguments: argText(fc.arguments) };
+      out.function_call = { name: fc.name, arguments: argumentsText(fc.arguments) };
     } else out[k] = v;
   }
   // A message with a call may have no content key at all in the logs; OpenAI wants the key (null is fine).
@@ -36,10 +37,6 @@ export function toTrainingMessage(m: Message): Record<string, unknown> {
     out.content = m.refusal;
   }
   return out;
-}
-
-function argText(a: string | Record<string, unknown>): string {
-  return typeof a === 'string' ? a : JSON.stringify(a);
 }
 
 export type SystemPromptMode = 'replace' | 'prepend' | 'if_missing' | 'remove';
