@@ -134,8 +134,7 @@ export default defineStage({
         // before; else the default detector.
         const verdict = ws.refusal[c.i]!;
         stratum[k] = (verdict === REFUSAL_UNKNOWN ? c.signals.defaultRefusal() : verdict === REFUSAL_YES) ? 'refusal' : 'other';
-      }
-      else if (stratTag) {
+      } else if (stratTag) {
         const v = c.tags && Object.prototype.hasOwnProperty.call(c.tags, stratTag) ? c.tags[stratTag] : undefined;
         stratum[k] = v === undefined || v === null ? '(none)' : String(v);
       } else stratum[k] = 'all';
