@@ -82,6 +82,13 @@ function checkMessage(m: unknown, at: string, errors: ValidationError[]): void {
     errors.push({ kind: 'unrecognized_role', message: `${at}.role: expected one of ${ROLES.join('|')}, got ${show(m.role)}` });
   }
 
+  // A call that is not one is named whatever the content says (beside `content: null` it was the real problem).
+  if (m.tool_calls !== undefined && m.tool_calls !== null && !Array.isArray(m.tool_calls)) {
+    errors.push({ kind: 'data_type', message: `${at}.tool_calls: expected an array of calls, got ${kindOf(m.tool_calls)}` });
+  }
+  if (m.function_call !== undefined && m.function_call !== null && !isObject(m.function_call)) {
+    errors.push({ kind: 'data_type', message: `${at}.function_call: expected an object {name, arguments}, got ${kindOf(m.function_call)}` });
+  }
   const call = carriesCall(m);
   if (!('content' in m)) {
     if (!call) errors.push({ kind: 'message_missing_key', message: `${at}: missing key "content"` });

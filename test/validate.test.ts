@@ -146,6 +146,16 @@ describe('checkExample: OpenAI error kinds', () => {
     expect(errors[0].message).toMatch(/^messages\[1\]\.tool_calls\[0\]\.function\.arguments: /);
   });
 
+  it('names a malformed call even beside content: null, where missing content is only its consequence', () => {
+    const errors = checkExample({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: 'x' }] });
+    expect(errors.map((e) => `${e.kind}: ${e.message}`)).toEqual([
+      'data_type: messages[1].tool_calls: expected an array of calls, got a string',
+      'missing_content: messages[1].content: expected a non-empty string, got null',
+    ]);
+    const fc = checkExample({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, function_call: 'f()' }] });
+    expect(fc[0]).toEqual({ kind: 'data_type', message: 'messages[1].function_call: expected an object {name, arguments}, got a string' });
+  });
+
   it('words data_type errors as this tool does ("expected …, got …"), not in the schema library\'s terms', () => {
     const messageOf = (m: Record<string, unknown>): string =>
       checkExample({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, ...m }] })[0]!.message;
