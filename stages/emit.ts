@@ -395,7 +395,7 @@ export default defineStage({
         // An image or audio part cannot be written as text: its text alone would teach answers to a question
         // whose picture is gone.
         const nonText = nonTextPart(c.messages);
-        const b: Built | PreparedChat | { readonly drop: string } =
+        const b: Built | PreparedChat =
           nonText !== null
             ? { drop: `non_text_content:${nonText}` }
             : p.format === 'openai_completion'
