@@ -14,7 +14,7 @@ const STATUS = ascii(',"status":');
 const DROPPED = ascii('"dropped","stage":');
 const REASON = ascii(',"reason":');
 const LINE_NULL = ascii(',"line":null');
-const KEPT = [ascii('"train","stage":null,"reason":null,"line":'), ascii('"test","stage":null,"reason":null,"line":')] as const;
+const KEPT = [ascii(',"status":"train","stage":null,"reason":null,"line":'), ascii(',"status":"test","stage":null,"reason":null,"line":')] as const;
 const SOURCE = ascii(',"source":{"file":');
 const SOURCE_LINE = ascii(',"line":');
 const END = ascii('}}\n');
@@ -28,18 +28,28 @@ export function jsonBytes(v: string | null): Buffer {
 export class LineageWriter {
   private buf = Buffer.allocUnsafeSlow(FLUSH_AT + (64 << 10));
   private p = 0;
+  /**
+   * The bytes between the id and the source, joined once per stage and reason, and the source's bytes before its
+   * line, once per file: a line is then five copies and two numbers. Copied piece by piece (twelve pieces), a
+   * line cost ~1.6 µs, 330 ms of a 200k run.
+   */
+  private readonly middles = new Map<Buffer, Map<Buffer, Buffer>>();
+  private readonly tails = new Map<Buffer, Buffer>();
 
   /** `sink` takes each flushed run of lines; it must write or copy them before it returns (the buffer is reused). */
   constructor(private readonly sink: (bytes: Buffer) => void) {}
 
-  /** A dropped conversation: `stage` and `reason` are their JSON texts (jsonBytes), encoded once each by the caller. */
+  /**
+   * A dropped conversation: `stage`, `reason` and `file` are their JSON texts (jsonBytes), encoded once each by
+   * the caller and passed as the same Buffers each time (they key the joined pieces).
+   */
   dropped(id: string, stage: Buffer, reason: Buffer, file: Buffer, sourceLine: number): void {
-    this.begin(id, stage.length + reason.length + file.length);
-    this.put(DROPPED);
-    this.put(stage);
-    this.put(REASON);
-    this.put(reason);
-    this.put(LINE_NULL);
+    let byReason = this.middles.get(stage);
+    if (byReason === undefined) this.middles.set(stage, (byReason = new Map()));
+    let middle = byReason.get(reason);
+    if (middle === undefined) byReason.set(reason, (middle = Buffer.concat([STATUS, DROPPED, stage, REASON, reason, LINE_NULL])));
+    this.begin(id, middle.length + file.length);
+    this.put(middle);
     this.end(file, sourceLine);
   }
 
@@ -68,13 +78,12 @@ export class LineageWriter {
     }
     this.put(HEAD);
     this.id(id);
-    this.put(STATUS);
   }
 
   private end(file: Buffer, sourceLine: number): void {
-    this.put(SOURCE);
-    this.put(file);
-    this.put(SOURCE_LINE);
+    let tail = this.tails.get(file);
+    if (tail === undefined) this.tails.set(file, (tail = Buffer.concat([SOURCE, file, SOURCE_LINE])));
+    this.put(tail);
     this.int(sourceLine);
     this.put(END);
   }
@@ -98,15 +107,8 @@ export class LineageWriter {
   }
 
   private put(src: Buffer): void {
-    if (src.length < 32) {
-      const b = this.buf;
-      let p = this.p;
-      for (let i = 0; i < src.length; i++) b[p++] = src[i]!;
-      this.p = p;
-    } else {
-      src.copy(this.buf, this.p);
-      this.p += src.length;
-    }
+    this.buf.set(src, this.p);
+    this.p += src.length;
   }
 
   private int(n: number): void {

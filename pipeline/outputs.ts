@@ -502,6 +502,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
     const out = new LineageWriter((bytes) => writeSync(fd, bytes));
     // Stage names, reasons (duplicate_of:<id> makes many distinct ones) and file names: encoded once each.
     const stageJson = run.funnel.map((f) => jsonBytes(f.name));
+    const noStage = jsonBytes(null);
     const reasonJson: (Buffer | undefined)[] = new Array<Buffer | undefined>(ws.reasons.length);
     const fileJson = new Map<string, Buffer>();
     let k = 0;
@@ -513,7 +514,7 @@ function writeLineage(path: string, ctx: StageContext, run: FinishedStages): voi
       const by = ws.droppedBy[k]!;
       if (by >= 0) {
         const r = ws.reasonOf[k]!;
-        out.dropped(id, stageJson[by] ?? jsonBytes(null), (reasonJson[r] ??= jsonBytes(ws.reasons[r]!)), f, srcLine);
+        out.dropped(id, stageJson[by] ?? noStage, (reasonJson[r] ??= jsonBytes(ws.reasons[r]!)), f, srcLine);
       } else out.kept(id, ws.split[k] === SPLIT_TEST, ws.line[k]!, f, srcLine);
     });
     out.flush();
