@@ -72,6 +72,12 @@ export interface GenerateOptions {
   readonly anomalies?: boolean;
   /** Size of the one very large user message (default 200,000 characters). */
   readonly largeMessageChars?: number;
+  /**
+   * Added to the numbered ids of legacy and CSV records (default 0). A second batch of logs for the same store
+   * (the bench's second night) needs one: from the same numbers its records took the first batch's ids with
+   * other content, and ingest quarantined them as id conflicts.
+   */
+  readonly idBase?: number;
 }
 
 export interface FileExpectation {
@@ -851,8 +857,8 @@ export function* generateRecords(opts: GenerateOptions): Generator<GeneratedLine
   const recentNoId: string[] = []; // byte-exact id-less chat lines, for re-logged duplicates
   const recent: { obj: Record<string, unknown>; conv: Conv }[] = []; // recent chat records, for (near) duplicates
   let conflictSource: { id: string; obj: Record<string, unknown> } | null = null;
-  let legacyId = 100000;
-  let csvId = 50000;
+  let legacyId = 100000 + (opts.idBase ?? 0);
+  let csvId = 50000 + (opts.idBase ?? 0);
 
   const schedule: Anomaly[] = anomalies ? buildAnomalies(n, r, opts, () => conflictSource, (s) => (conflictSource = s)) : [];
   let next = 0;

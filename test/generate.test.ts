@@ -8,6 +8,8 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SAMPLE_FILE_NAMES, SAMPLE_FILES, generateRecords, writeSample, type Expected, type SampleFileName } from '../data/generate.js';
 import { REALDATA_PATH, locateRealdata, parseHhTranscript, writeRealdataInputs } from './support/realdata.js';
+import { ingest } from '../pipeline/ingest.js';
+import { openStore } from '../pipeline/store.js';
 
 const SAMPLE_DIR = fileURLToPath(new URL('../data/sample', import.meta.url));
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'function']);
@@ -161,6 +163,23 @@ describe('data/generate', () => {
     for (const f of [...SAMPLE_FILE_NAMES, 'EXPECTED.json']) {
       expect(sha(join(a, f)), f).toBe(sha(join(b, f)));
       if (f !== 'EXPECTED.json') expect(sha(join(a, f)), f).not.toBe(sha(join(c, f)));
+    }
+  });
+
+  it('idBase: a second batch of logs (the second night of the bench) takes new ids, so ingest inserts it instead of quarantining id conflicts', async () => {
+    const [first, second] = [tmp(), tmp()];
+    await writeSample(first, { n: 300, seed: 7, anomalies: false });
+    const exp = await writeSample(second, { n: 300, seed: 8, anomalies: false, idBase: 300 });
+    const store = openStore(join(tmp(), 'store.db'));
+    try {
+      await ingest(store, [join(first, '*.{jsonl,jsonl.gz,csv}')]);
+      const s = await ingest(store, [join(second, '*.{jsonl,jsonl.gz,csv}')]);
+      expect(s.totals.quarantined).toBe(0);
+      expect(s.totals.inserted + s.totals.already_present).toBe(exp.totals.valid);
+      const conflicts = store.sqlite.prepare(`SELECT count(*) FROM quarantine WHERE reason = 'id_conflict'`).pluck().get();
+      expect(conflicts).toBe(0);
+    } finally {
+      await store.close();
     }
   });
 
