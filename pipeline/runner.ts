@@ -337,6 +337,9 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
   const progress = opts.progress ?? silentProgress;
   const sqlite = store.sqlite;
   const facts: RunFactsInternal = { outOverride: opts.out, columns };
+  // Ingest's warnings (an input pattern that matched no files) are the manifest's too: a nightly job run with
+  // --quiet --json would otherwise pass over a mistyped or unmounted log folder without a word.
+  if (ingestSummary.warnings.length > 0) facts.warnings = ingestSummary.warnings.map((w) => `inputs: ${w}`);
   const transforms: Transform[] = [];
   /** Whether a transform so far rewrites more than system messages (stored signals then no longer describe the text). */
   let textTransformed = false;

@@ -411,6 +411,16 @@ describe('run: an output folder the inputs would read back', () => {
     expect(readdirSync(join(dir, 'data'))).toEqual(['logs.jsonl']);
   });
 
+  it('names an input pattern that matched no files in the manifest, so --quiet --json still says so', () => {
+    const { config } = setUp('nomatch');
+    const r = cli(['run', config('["data/*.jsonl", "dat/*.jsonl"]', 'out'), '--quiet', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const manifest = JSON.parse(r.stdout) as Manifest;
+    expect(manifest.warnings).toContain('inputs: dat/*.jsonl: the pattern matched no files');
+    expect(manifest.warnings.filter((w) => w.startsWith('inputs:'))).toHaveLength(1);
+  });
+
   it('lets a pattern beside the outputs run night after night when it cannot match them', () => {
     const { dir, config } = setUp('beside');
     const file = config('["data/logs*.jsonl", "data/.hidden/*.jsonl"]');
