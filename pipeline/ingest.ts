@@ -16,7 +16,7 @@ import { envSwitch } from './env.js';
 import { dirname, resolve, isAbsolute, posix, relative, sep } from 'node:path';
 import type Database from 'better-sqlite3';
 import { INPUT_FORMATS, type InputFormat } from '../schemas/log-record.js';
-import { openDecompressed, readLines } from './lines.js';
+import { openDecompressed, readLines, Utf8Check } from './lines.js';
 import { contentDigest, contentOfStored, CSV_FIELD_NAMES, csvFieldNames, type StoredContent } from './records.js';
 import { BatchWorker } from './batch-worker.js';
 import { ChunkCollector } from './columns.js';
@@ -509,9 +509,19 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
   let names: (string | null)[] | null = null;
   let header: string[] | null = null;
   let keys: string[] | null = null;
-  let lastLine = 0;
   const skipped: Unit[] = [];
-  const parser = openDecompressed(path).pipe(
+  // Bytes that are not UTF-8 reach the parser unchanged (it decodes them as U+FFFD): Utf8Check notes where they
+  // are, and a record holding any is quarantined instead of stored repaired (SPEC §2), as a JSONL line is.
+  const source = openDecompressed(path);
+  const utf8 = new Utf8Check();
+  source.on('error', (err) => utf8.destroy(err));
+  // Where the parser stands, kept on its side (it runs ahead of this loop): each record's first line and byte,
+  // and for a record it skips as malformed, the line it starts on (csv-parse names the line it gave up at, for
+  // an unclosed quote the file's last).
+  let parsedLines = 0;
+  let parsedBytes = 0;
+  type Parsed = { record: string[]; raw: string; info: { lines: number; bytes: number }; startLine: number; badByte: number };
+  const parser = source.pipe(utf8).pipe(
     parseCsv({
       bom: true,
       relax_column_count: true,
@@ -519,21 +529,35 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
       raw: true,
       info: true,
       skip_records_with_error: true,
-      on_skip: (err: Error & { lines?: number; raw?: string }) => {
-        // A malformed record is quarantined whole, not dropped.
-        skipped.push({ lineNo: err.lines ?? lastLine + 1, raw: Buffer.from(err.raw ?? ''), csvError: `CSV: ${err.message}` });
+      on_record: (rec: Parsed, ctx: { lines: number; bytes: number }) => {
+        rec.startLine = parsedLines + 1;
+        rec.badByte = utf8.badIn(parsedBytes, ctx.bytes);
+        parsedLines = ctx.lines;
+        parsedBytes = ctx.bytes;
+        return rec;
       },
-    } as CsvOptions),
+      on_skip: (err: Error & { code?: string; lines?: number; raw?: string }) => {
+        // A malformed record is quarantined whole, not dropped. csv-parse's message for an unclosed quote names
+        // the line where the file ended, counted its own way (8 for a 6-line CRLF file).
+        const message =
+          err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quote opened in this record is never closed: the rest of the file was read into it' : err.message;
+        skipped.push({ lineNo: parsedLines + 1, raw: Buffer.from(err.raw ?? ''), csvError: `CSV: ${message}` });
+        if (err.lines !== undefined) parsedLines = err.lines;
+      },
+    } as unknown as CsvOptions),
   );
+  utf8.on('error', (err) => parser.destroy(err));
   // A header that does not parse (a JSONL file read as CSV, say) leaves no column names to read rows by.
   const headerUnreadable = (): UsageError =>
     new UsageError(`${path}:1: cannot read the CSV header: ${skipped[0]!.csvError!.replace(/^CSV: /, '')}; expected a header line of column names`);
-  for await (const rec of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number } }>) {
+  for await (const rec of parser as AsyncIterable<Parsed>) {
     if (names === null && skipped.length > 0) throw headerUnreadable();
     while (skipped.length) yield skipped.shift()!;
-    const startLine = lastLine + 1;
-    lastLine = rec.info.lines;
+    const startLine = rec.startLine;
     if (names === null) {
+      if (rec.badByte !== -1) {
+        throw new UsageError(`${path}:1: the CSV header is not UTF-8 text (the byte at offset ${rec.badByte}); expected a UTF-8 file (save it as UTF-8)`);
+      }
       names = csvFieldNames(rec.record, map);
       header = rec.record;
       if (!names.includes('user') || !names.includes('assistant')) {
@@ -545,6 +569,12 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
       continue;
     }
     const raw = Buffer.from(rec.raw.replace(/\r?\n$/, ''), 'utf8');
+    if (rec.badByte !== -1) {
+      // The quarantined copy is the decoded text (each bad sequence as U+FFFD); the reason says where the
+      // original bytes are.
+      yield { lineNo: startLine, raw, csvError: `invalid UTF-8: the record is not valid UTF-8 text (the byte at offset ${rec.badByte} of the file is not; the copy here has U+FFFD there)` };
+      continue;
+    }
     if (rec.record.every((c) => c.trim() === '')) {
       yield { lineNo: startLine, raw, csv: null };
       continue;

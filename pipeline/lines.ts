@@ -4,7 +4,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { isUtf8 } from 'node:buffer';
 
 export interface RawLine {
@@ -79,4 +79,97 @@ export function utf8FileText(bytes: Buffer): string | number {
 
 export function isBlank(text: string): boolean {
   return text.trim() === '';
+}
+
+/**
+ * Passes a byte stream through unchanged, noting where it is not UTF-8: the offset of the first byte of every
+ * invalid sequence, in order. For a parser that decodes as it goes (csv-parse puts U+FFFD where a byte is not
+ * UTF-8), so that a record holding such bytes is quarantined, not stored repaired (SPEC §2). A chunk is checked
+ * before it is passed on, so a reader of the parser's output never sees bytes not yet checked — but for the last
+ * bytes of a chunk that may be the start of a character the next chunk ends, checked with that chunk.
+ */
+export class Utf8Check extends Transform {
+  /** Offsets (from the stream's first byte) of the invalid sequences found so far, ascending. */
+  readonly bad: number[] = [];
+  private offset = 0;
+  private tail: Buffer = Buffer.alloc(0);
+  /** Where `badIn` has looked up to, in `bad`. */
+  private seen = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const start = this.offset - this.tail.length;
+    const bytes = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+    const cut = completeUpTo(bytes);
+    const body = bytes.subarray(0, cut);
+    if (!isUtf8(body)) invalidSequences(body, start, this.bad);
+    this.tail = Buffer.from(bytes.subarray(cut));
+    this.offset += chunk.length;
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    // A character cut off by the end of the stream.
+    if (this.tail.length > 0) invalidSequences(this.tail, this.offset - this.tail.length, this.bad);
+    this.tail = Buffer.alloc(0);
+    done();
+  }
+
+  /** The first invalid offset in [from, to), or -1; ranges must be asked in order (earlier offsets are passed). */
+  badIn(from: number, to: number): number {
+    while (this.seen < this.bad.length && this.bad[this.seen]! < from) this.seen++;
+    const at = this.bad[this.seen];
+    return at !== undefined && at < to ? at : -1;
+  }
+}
+
+/** The length of `bytes` less a trailing lead byte and its continuation bytes when they are fewer than it needs. */
+function completeUpTo(bytes: Buffer): number {
+  const n = bytes.length;
+  for (let i = n - 1; i >= 0 && i >= n - 4; i--) {
+    const b = bytes[i]!;
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return n - i < need ? i : n;
+  }
+  return n;
+}
+
+/** Pushes the offset (base + index) of every invalid UTF-8 sequence in `bytes` (RFC 3629, as isUtf8 judges). */
+function invalidSequences(bytes: Buffer, base: number, out: number[]): void {
+  const n = bytes.length;
+  let i = 0;
+  while (i < n) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      if (b === 0xe0) lo = 0xa0; // no overlong forms
+      if (b === 0xed) hi = 0x9f; // no surrogates
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f; // nothing above U+10FFFF
+    } else {
+      out.push(base + i);
+      i++;
+      continue;
+    }
+    let ok = i + need < n;
+    for (let k = 1; ok && k <= need; k++) {
+      const c = bytes[i + k]!;
+      ok = k === 1 ? c >= lo && c <= hi : (c & 0xc0) === 0x80;
+    }
+    if (ok) i += need + 1;
+    else {
+      out.push(base + i);
+      i++;
+    }
+  }
 }

@@ -132,6 +132,46 @@ describe('ingest: shapes', () => {
     await store.close();
   });
 
+  it('CSV: a record that is not UTF-8 is quarantined, not stored with U+FFFD; each record keeps its first line', async () => {
+    const store = fresh();
+    // Line 3 has a Latin-1 é (0xE9); the record on lines 4-5 spans two lines and is valid (é as UTF-8); a
+    // character cut by the file's end is not UTF-8 either.
+    const bytes = Buffer.concat([
+      Buffer.from('question,answer\nok1,a\ncaf'),
+      Buffer.from([0xe9]),
+      Buffer.from(',b\n"multi\nlin\u00e9",c\nok2,"x""y"\nend,'),
+      Buffer.from([0xe2, 0x82]),
+    ]);
+    const p = file('latin1.csv', bytes);
+    const s = await ingest(store, [p]);
+    expect(s.totals).toEqual({ lines: 5, inserted: 3, already_present: 0, blank: 0, quarantined: 2 });
+    const q = store.sqlite.prepare('SELECT line, reason, hex(raw) AS raw FROM quarantine ORDER BY line').all() as { line: number; reason: string; raw: string }[];
+    expect(q.map((r) => r.line)).toEqual([3, 7]);
+    expect(q[0]!.reason).toBe('invalid UTF-8: the record is not valid UTF-8 text (the byte at offset 25 of the file is not; the copy here has U+FFFD there)');
+    expect(q[0]!.raw).toBe(Buffer.from('caf\ufffd,b').toString('hex').toUpperCase());
+    expect(q[1]!.reason).toContain('invalid UTF-8');
+    const stored = store.sqlite.prepare('SELECT source_line, messages FROM conversations ORDER BY pk').all() as { source_line: number; messages: string }[];
+    expect(stored.map((r) => r.source_line)).toEqual([2, 4, 6]);
+    expect(JSON.parse(stored[1]!.messages)[0].content).toBe('multi\nlin\u00e9');
+    expect(stored.every((r) => !r.messages.includes('\ufffd'))).toBe(true);
+    // A header that is not UTF-8 is an error naming the file and line.
+    const badHeader = file('latin1-header.csv', Buffer.concat([Buffer.from('question,r'), Buffer.from([0xe9]), Buffer.from('ponse\nq,a\n')]));
+    await expect(ingest(store, [badHeader], { csvMap: { ['r\ufffdponse']: 'answer' } })).rejects.toThrow(`${badHeader}:1: the CSV header is not UTF-8 text`);
+    await store.close();
+  });
+
+  it('CSV: a quote never closed is quarantined at the line its record starts on', async () => {
+    for (const eol of ['\n', '\r\n']) {
+      const store = fresh();
+      const p = file(`unclosed-${eol.length}.csv`, ['question,answer', 'x1,y1', '"un,b', 'x2,y2', 'x3,y3', ''].join(eol));
+      const s = await ingest(store, [p]);
+      expect(s.totals).toMatchObject({ inserted: 1, quarantined: 1 });
+      const q = store.sqlite.prepare('SELECT line, reason FROM quarantine').get() as { line: number; reason: string };
+      expect(q).toEqual({ line: 3, reason: 'CSV: a quote opened in this record is never closed: the rest of the file was read into it' });
+      await store.close();
+    }
+  });
+
   it('ids given as numbers beyond 2^53 keep their digits (ids and feedback log_ids); smaller ones read as before', async () => {
     const store = fresh();
     const p = file(
