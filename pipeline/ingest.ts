@@ -327,6 +327,7 @@ async function ingestFile(
     return alreadyIngested(path, sha256, formatKey, prior, true);
   }
   const fileId = prior ? prior.id : writer.startFile(path, sha256, bytes, formatKey);
+  writer.reading(path);
   const counts: FileCounts = prior
     ? { lines: prior.lines, inserted: prior.inserted, already_present: prior.already_present, blank: prior.blank, quarantined: prior.quarantined }
     : zeroCounts();
@@ -674,6 +675,10 @@ class IngestWriter {
   private rows: RowStatements | null = null;
   private readonly updateDigest: Database.Statement;
   private readonly insertQuarantine: Database.Statement;
+  private readonly quarantinedIn: Database.Statement;
+  private readonly clearQuarantined: Database.Statement;
+  /** The file being read, when the quarantine holds lines of it from before (see `superseded`). */
+  private supersedes: string | null = null;
   private readonly bulkLoadUnderway: Database.Statement;
   private readonly tx: Database.Transaction<(fileId: number, file: string, units: readonly Unit[], prepared: PreparedBatch, counts: FileCounts) => void>;
   /** insertConv's parameters, filled row by row: id, the packed columns, source file and line. */
@@ -719,6 +724,9 @@ class IngestWriter {
     );
     this.updateDigest = db.prepare(`UPDATE conversations SET content_sha256 = ? WHERE pk = ?`);
     this.bulkLoadUnderway = db.prepare(`SELECT 1 FROM bulk_load LIMIT 1`).pluck();
+    this.quarantinedIn = db.prepare(`SELECT 1 FROM quarantine WHERE file = ? LIMIT 1`).pluck();
+    // The same line's bytes, or what its first bytes were when it was quarantined (a line still being written).
+    this.clearQuarantined = db.prepare(`DELETE FROM quarantine WHERE file = ? AND line = ? AND raw = substr(CAST(? AS BLOB), 1, length(raw))`);
     this.insertQuarantine = db.prepare(
       `INSERT INTO quarantine (file, line, reason, detail, raw, raw_sha256) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (file, line, raw_sha256) DO NOTHING`,
@@ -838,6 +846,16 @@ class IngestWriter {
     this.committed = null;
   }
 
+  /**
+   * Called as a file starts to be read: whether the quarantine holds lines of this path from an earlier ingest.
+   * Such a line stored now — the last line of a log that was still being written (quarantined cut off as invalid
+   * JSON, read whole after the file grew), or a file read again with the right --format — leaves the quarantine:
+   * it is accounted for as stored, and `stats` no longer counts it as bad.
+   */
+  reading(file: string): void {
+    this.supersedes = this.quarantinedIn.get(file) === 1 ? file : null;
+  }
+
   private apply(file: string, u: Unit, p: Prepared, rows: RowReader, events: RowReader, counts: FileCounts): void {
     counts.lines++;
     switch (p.k) {
@@ -849,11 +867,16 @@ class IngestWriter {
       case 'feedback': {
         if (this.addFeedback(events, p.events, p.nEvents, file, u.lineNo) > 0) counts.inserted++;
         else counts.already_present++;
-        return;
+        break;
       }
-      case 'conversation':
-        return this.addConversation(p, rows, events, file, u, counts);
+      case 'conversation': {
+        const quarantined = counts.quarantined;
+        this.addConversation(p, rows, events, file, u, counts);
+        if (counts.quarantined !== quarantined) return;
+        break;
+      }
     }
+    if (this.supersedes === file) this.clearQuarantined.run(file, u.lineNo, u.raw);
   }
 
   private addConversation(p: Extract<Prepared, { k: 'conversation' }>, rows: RowReader, events: RowReader, file: string, u: Unit, counts: FileCounts): void {

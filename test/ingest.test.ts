@@ -399,6 +399,35 @@ describe('ingest: nothing is lost', () => {
     await store.close();
   });
 
+  it('a quarantined line stored later (a log still being written, a wrong --format) leaves the quarantine', async () => {
+    const store = fresh();
+    const count = (): number => store.sqlite.prepare('SELECT count(*) FROM quarantine').pluck().get() as number;
+    // The logger had written half of line 2 when the nightly ingest read the file.
+    const p = file('growing.jsonl', `${JSON.stringify(chat('g1', 'a', 'b'))}\n{"id":"g2","messages":[{"role":"user","content":"par`);
+    expect((await ingest(store, [p])).totals).toMatchObject({ inserted: 1, quarantined: 1 });
+    expect(count()).toBe(1);
+    appendFileSync(p, `tly"},{"role":"assistant","content":"done"}]}\n${JSON.stringify({ messages: 'not a list' })}\n`);
+    expect((await ingest(store, [p])).totals).toMatchObject({ inserted: 1, already_present: 1, quarantined: 1 });
+    const q = store.sqlite.prepare('SELECT line, reason FROM quarantine').all() as { line: number; reason: string }[];
+    // Line 2 is stored now; line 3 is the one bad line.
+    expect(q).toEqual([{ line: 3, reason: expect.stringContaining('messages') }]);
+    expect(store.sqlite.prepare(`SELECT count(*) FROM conversations WHERE id = 'g2'`).pluck().get()).toBe(1);
+
+    // Read as chat, a prompt/completion line and its feedback are quarantined; read again as they are, stored.
+    const legacy = file('legacy-fmt.jsonl', jsonl([{ id: 'p1', prompt: 'q', completion: 'a' }, { log_id: 'p1', value: 4 }]));
+    expect((await ingest(store, [legacy], { format: 'chat' })).totals).toMatchObject({ quarantined: 2 });
+    expect((await ingest(store, [legacy])).totals).toMatchObject({ inserted: 2, quarantined: 0 });
+    expect(store.sqlite.prepare('SELECT count(*) FROM quarantine WHERE file = ?').pluck().get(legacy)).toBe(0);
+    // A different line at the same place stays quarantined: only the same bytes, or the bytes it began with, go.
+    const other = file('other.jsonl', `${JSON.stringify(chat('o1', 'a', 'b'))}\n{"id":"o2","messages":[{"role":"user","content":"x`);
+    await ingest(store, [other]);
+    writeFileSync(other, `${JSON.stringify(chat('o1', 'a', 'b'))}\n${JSON.stringify(chat('o3', 'c', 'd'))}\n`);
+    expect((await ingest(store, [other])).totals).toMatchObject({ inserted: 1, already_present: 1 });
+    expect(store.sqlite.prepare('SELECT line FROM quarantine WHERE file = ?').pluck().all(other)).toEqual([2]);
+    expect(count()).toBe(2);
+    await store.close();
+  });
+
   it('a file listed again unchanged is recognised by its stat, not read; any change to it is read and ingested', async () => {
     const store = fresh();
     // stillMs 0: any file written before the ingest counts as untouched (by default it must be 10 s old).
