@@ -409,6 +409,13 @@ async function ingestFile(
     while (inFlight.length > 0) await applyOldest();
     if (broke !== null) {
       writer.commitGroup(counts);
+      const code = (broke as NodeJS.ErrnoException).code;
+      if (counts.lines === 0 && code === 'Z_DATA_ERROR' && /header check/.test(broke.message)) {
+        throw new JobError(`${path}: not gzip data (${broke.message}); expected a gzip-compressed file, as the .gz name says`);
+      }
+      if (counts.lines === 0 && code === 'Z_BUF_ERROR') {
+        throw new JobError(`${path}: the gzip data ends before its first line (${broke.message}); expected a complete gzip file`);
+      }
       throw new JobError(
         `${path}: cannot read past line ${counts.lines}: ${broke.message}; the ${counts.lines} line(s) before it are in the store (a rerun resumes after them)`,
       );

@@ -282,6 +282,15 @@ describe('ingest: shapes', () => {
 });
 
 describe('ingest: nothing is lost', () => {
+  it('a .gz that is not gzip, or ends before its first line, says so', async () => {
+    const store = fresh();
+    const plain = file('plain.jsonl.gz', jsonl([chat('z1', 'a', 'b')]));
+    await expect(ingest(store, [plain])).rejects.toThrow(`${plain}: not gzip data (incorrect header check); expected a gzip-compressed file, as the .gz name says`);
+    const empty = file('empty.jsonl.gz', '');
+    await expect(ingest(store, [empty])).rejects.toThrow(`${empty}: the gzip data ends before its first line (unexpected end of file); expected a complete gzip file`);
+    await store.close();
+  });
+
   it('a file that breaks off (a truncated .gz) keeps the whole lines before the break; a rerun adds nothing twice', async () => {
     const store = fresh();
     // Incompressible text, so the cut falls well inside the lines: ~6,000 lines, 2-3 MB.
