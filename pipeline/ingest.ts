@@ -101,6 +101,14 @@ export interface IngestSummary {
 
 const zeroCounts = (): FileCounts => ({ lines: 0, inserted: 0, already_present: 0, blank: 0, quarantined: 0 });
 
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Expands paths and globs (relative to cwd) into a sorted, de-duplicated list of files. */
 export async function expandInputs(
   inputs: readonly (string | InputSpec)[],
@@ -115,7 +123,9 @@ export async function expandInputs(
       throw new UsageError(`${spec.path}: unknown format ${JSON.stringify(spec.format)}; expected one of ${INPUT_FORMATS.join('|')}`);
     }
     let matches: string[];
-    if (isDynamicPattern(spec.path)) {
+    // A path that names a file as written is that file, even when it reads as a pattern too (`export{1,2}.jsonl`,
+    // `logs[old].jsonl`): globbing it would match other files, or none.
+    if (isDynamicPattern(spec.path) && !isFile(isAbsolute(spec.path) ? spec.path : resolve(cwd, spec.path))) {
       matches = (await glob(spec.path, { cwd, absolute: true, onlyFiles: true, dot: false })).sort();
       if (matches.length === 0) warnings.push(`${spec.path}: the pattern matched no files`);
     } else {

@@ -279,6 +279,19 @@ describe('ingest: shapes', () => {
     expect(s2.totals.inserted).toBe(1);
     await store.close();
   });
+
+  it('a path that names a file as written is that file, though it reads as a pattern too; else it is a pattern', async () => {
+    const store = fresh();
+    const braces = file('export{a,b}.jsonl', jsonl([chat('br1', 'a', 'b')]));
+    file('exporta.jsonl', jsonl([chat('br2', 'a', 'b')]));
+    const s = await ingest(store, [braces]);
+    expect(s.warnings).toEqual([]);
+    expect(s.files.map((f) => [f.path, f.inserted])).toEqual([[braces, 1]]);
+    // No file of that name: the braces are a pattern again (matching exporta.jsonl).
+    const s2 = await ingest(store, [join(dir, 'export{a,c}.jsonl')]);
+    expect(s2.files.map((f) => [f.path, f.inserted])).toEqual([[join(dir, 'exporta.jsonl'), 1]]);
+    await store.close();
+  });
 });
 
 describe('ingest: nothing is lost', () => {
