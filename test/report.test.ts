@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countIntoEdges, esc, linearEdges, renderReport, unsafeSvg, type ReportData } from '../pipeline/report.js';
 import { chromiumAvailable, launchBrowser, openOffline, type Browser } from './support/browser.js';
 
-const HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', '<|endoftext|>'] as const;
+const HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', '<|endoftext|>', 'nul\u0000bell\u0007del\u007f'] as const;
 
 /** Deterministic pseudo-random numbers, so the fixtures and any failure are reproducible. */
 function lcg(seed: number): () => number {
@@ -65,7 +65,7 @@ function fullData(overrides: Partial<ReportData> = {}): ReportData {
 }
 
 function hostileData(): ReportData {
-  const [script, img, eot] = HOSTILE;
+  const [script, img, eot, ctl] = HOSTILE;
   const d = fullData();
   return {
     ...d,
@@ -73,13 +73,13 @@ function hostileData(): ReportData {
     model: { ...d.model, name: eot, encoding: script },
     stages: [
       { name: script, in: 100, out: 60, dropped: { [img]: 30, [eot]: 10 } },
-      { name: img, in: 60, out: 50, dropped: { [script]: 10 } },
+      { name: img, in: 60, out: 50, dropped: { [script]: 6, [ctl]: 4 } },
     ],
-    warnings: [script, img, eot],
+    warnings: [script, img, eot, ctl],
     feedback: { ...d.feedback, name: img },
-    pii: { [script]: 3, [img]: 2 },
+    pii: { [script]: 3, [img]: 2, [ctl]: 1 },
     samples: [
-      { stage: script, reason: img, id: eot, messages: [{ role: script, content: `${script} ${img} ${eot}` }, { role: 'assistant', content: img }] },
+      { stage: script, reason: img, id: eot, messages: [{ role: script, content: HOSTILE.join(' ') }, { role: 'assistant', content: img }] },
     ],
   };
 }
@@ -190,6 +190,9 @@ describe('renderReport (markup)', () => {
     expect(html).toContain('&lt;|endoftext|&gt;');
     expect(html).not.toMatch(/<script/i);
     expect(html).not.toMatch(/<img/i);
+    // Control characters other than tab and line breaks are HTML parse errors: shown as control pictures.
+    expect(html).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/);
+    expect(html).toContain('nul\u2400bell\u2407del\u2421');
     // No attribute anywhere is an event handler: hostile text can only be text.
     // Attribute values are dropped first: escaped hostile text inside an aria-label is just text.
     for (const m of html.matchAll(/<[A-Za-z][^>]*>/g)) expect(m[0].replace(/"[^"]*"/g, '""')).not.toMatch(/\son\w+\s*=/i);
