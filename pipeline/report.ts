@@ -247,7 +247,7 @@ async function duplicatesAndPiiSection(clusters: ReportData['duplicateClusters']
   const dupChart = kept.length ? await renderChart(duplicatesSpec(kept)) : noData('No duplicate clusters were found.');
   const piiEntries = Object.entries(pii).filter(([, n]) => isPos(n));
   const piiTotal = piiEntries.reduce((a, [, n]) => a + n, 0);
-  const piiChart = piiEntries.length ? await renderChart(piiSpec(piiEntries)) : noData('No PII was redacted.');
+  const piiChart = piiEntries.length ? await renderChart(piiSpec(piiEntries)) : noData('No PII was redacted. (Conversations a redact_pii stage drops instead are in the funnel, as pii:<kind>.)');
   return `<section id="duplicates" class="panel">
 <h2>Duplicates &amp; PII</h2>
 <div class="two">

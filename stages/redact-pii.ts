@@ -111,7 +111,11 @@ export default defineStage({
     }
     ctx.stats.action = p.action;
     ctx.stats.by_kind = counts;
-    const pii = (ctx.facts.pii ??= {});
-    for (const [k, v] of Object.entries(counts)) pii[k] = (pii[k] ?? 0) + v;
+    // The report's "PII redactions by kind": redactions only. A conversation dropped for PII is no redaction
+    // (the report counted 76 dropped conversations as 76 email redactions); the funnel shows it as pii:<kind>.
+    if (p.action === 'redact') {
+      const pii = (ctx.facts.pii ??= {});
+      for (const [k, v] of Object.entries(counts)) pii[k] = (pii[k] ?? 0) + v;
+    }
   },
 });

@@ -69,8 +69,9 @@ describe('redact_pii', () => {
     expect(args).toEqual({ to: '[EMAIL]', note: 'call [PHONE]' });
     expect(tc.messages[2]!.content).toBe('sent to [EMAIL]');
     expect(tc.tools).toEqual(toolCall.tools);
-    // Redaction drops nothing.
+    // Redaction drops nothing; the report counts the redactions.
     expect(r.manifest.stages[0]).toEqual({ name: 'redact_pii', in: logs.length, out: logs.length, dropped: {} });
+    expect(readFileSync(join(r.out, 'report.html'), 'utf8')).toMatch(/[1-9]\d* redactions in total/);
   });
 
   it('roles restricts redaction to the listed roles', async () => {
@@ -104,8 +105,11 @@ describe('redact_pii', () => {
       'tc-1': 'pii:email',
     });
     expect(r.manifest.stages[0]!.dropped).toEqual({ 'pii:api_key': 1, 'pii:credit_card': 1, 'pii:email': 3, 'pii:ip': 1, 'pii:phone': 1, 'pii:ssn': 1 });
-    // The report shows sample dropped conversations: redacted there too.
-    expect(readFileSync(join(r.out, 'report.html'), 'utf8')).toContain('pii:email');
+    // The report shows sample dropped conversations: redacted there too. It counts no redactions: none were made.
+    const report = readFileSync(join(r.out, 'report.html'), 'utf8');
+    expect(report).toContain('pii:email');
+    expect(report).not.toContain('redactions in total');
+    expect(report).toContain('No PII was redacted. (Conversations a redact_pii stage drops instead are in the funnel, as pii:&lt;kind&gt;.)');
     const all = outputText(r.out);
     for (const s of SECRETS) expect(all, s).not.toContain(s);
   });
