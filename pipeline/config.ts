@@ -281,15 +281,22 @@ function withAllowed(message: string, error: z.ZodError, schema: z.ZodType): str
   if (issue.code !== 'unrecognized_keys') return message;
   let s: unknown = schema;
   for (const p of issue.path) {
-    s = unwrap(s);
+    s = objectOf(unwrap(s));
     const shape = (s as { shape?: Record<string, unknown> }).shape;
     const element = (s as { element?: unknown }).element;
     if (typeof p === 'number' && element) s = element;
     else if (shape && typeof p === 'string' && Object.hasOwn(shape, p)) s = shape[p];
     else return message;
   }
-  const shape = (unwrap(s) as { shape?: Record<string, unknown> }).shape;
+  const shape = (objectOf(unwrap(s)) as { shape?: Record<string, unknown> }).shape;
   return shape ? `${message}; expected one of ${Object.keys(shape).join(', ')}` : message;
+}
+
+/** A union's object branch (an input is a path or { path, format }), where the keys are; else the schema itself. */
+function objectOf(s: unknown): unknown {
+  const options = (s as { def?: { type?: string; options?: unknown[] } }).def;
+  if (options?.type !== 'union' || !options.options) return s;
+  return options.options.map(unwrap).find((o) => (o as { shape?: unknown }).shape !== undefined) ?? s;
 }
 
 function unwrap(s: unknown): unknown {

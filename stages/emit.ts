@@ -37,7 +37,7 @@ export const emitParams = z.strictObject({
     })
     .default('auto'),
   over_limit: z.enum(['drop', 'truncate', 'fail']).default('drop'),
-  min_examples: z.number({ error: 'expected a whole number ≥ 0' }).int().min(0).default(10),
+  min_examples: z.number({ error: 'expected a whole number ≥ 0' }).int({ error: 'expected a whole number ≥ 0 (at most 9007199254740991)' }).min(0).default(10),
   lineage: z.boolean().default(true),
   report: z.boolean().default(true),
 });

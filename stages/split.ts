@@ -27,7 +27,7 @@ const groupBy = z
 export const splitParams = z
   .strictObject({
     test_fraction: z.number().min(0, { error: 'expected a number from 0 to 0.5' }).max(0.5, { error: 'expected a number from 0 to 0.5' }).optional(),
-    test_size: z.number().int({ error: 'expected a whole count' }).min(0, { error: 'expected a count ≥ 0' }).optional(),
+    test_size: z.number().int({ error: 'expected a whole count (at most 9007199254740991)' }).min(0, { error: 'expected a count ≥ 0' }).optional(),
     group_by: groupBy,
     stratify_by: z.string().regex(/^(refusal|tags\..+)$/, { error: 'expected refusal or tags.<key>' }).optional(),
     method: z.enum(['stable', 'exact']).default('stable'),

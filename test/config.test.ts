@@ -61,6 +61,9 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     expect(err).toContain('threshold');
     const nested = await runBad('nested-typo', yaml('  - filter: { feedback: { minn: 4 } }', EMIT));
     expect(nested).toContain('stages[0].filter.feedback.minn');
+    // An input is a path or { path, format }: a typo in the object form lists that form's keys.
+    const input = await runBad('input-typo', `name: cfg-test\ninputs:\n  - { path: logs.jsonl, fromat: chat }\nstages:\n${EMIT}\n`);
+    expect(input).toContain('inputs[0].fromat: unknown key; expected one of path, format');
   });
 
   it('an unknown top-level key', async () => {
@@ -91,6 +94,11 @@ describe('config errors: exit 2, the key path named, nothing written', () => {
     // Inside a union (a path string or { path, format }), the branch that fits names the deeper key.
     const format = await runBad('type-format', `name: cfg-test\ninputs:\n  - { path: logs.jsonl, format: feedbak }\nstages:\n${EMIT}\n`);
     expect(format).toMatch(/inputs\[0\]\.format: expected one of .*feedback/);
+  });
+
+  it('a whole number too large to be exact names the bound, not only "whole"', async () => {
+    expect(await runBad('huge-size', yaml('  - split: { test_size: 1e30 }', EMIT))).toContain('stages[0].split.test_size: expected a whole count (at most 9007199254740991)');
+    expect(await runBad('frac-size', yaml('  - split: { test_size: 2.5 }', EMIT))).toContain('stages[0].split.test_size: expected a whole count');
   });
 
   it('impossible values: test_fraction 0.7, target_rate 1.5, threshold 0', async () => {
