@@ -333,12 +333,13 @@ function calendarDay(y: number, m: number, d: number): boolean {
 
 /**
  * Ids given as JSON numbers beyond 2^53 (64-bit ids are common in logs): JSON.parse rounds them, and two ids
- * could become one (12345678901234567890 and ...891 both read 12345678901234567000). Such an `id` or `log_id`
- * of the top-level object takes its digits from the line's text instead, as a string. Only for those numbers:
+ * could become one (12345678901234567890 and ...891 both read 12345678901234567000). Such an `id`, `log_id`,
+ * `user_id` or `session_id` of the top-level object takes its digits from the line's text instead, as a string
+ * (two users merged into one would also be one group to `split: { group_by: user_id }`). Only for those numbers:
  * every other id reads as before (String of the number).
  */
 export function keepLargeIdDigits(obj: Obj, text: string): void {
-  for (const key of ['id', 'log_id']) {
+  for (const key of ['id', 'log_id', 'user_id', 'session_id']) {
     const v = own(obj, key);
     if (typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) continue;
     const literal = topLevelNumberText(text, key);

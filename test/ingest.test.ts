@@ -172,7 +172,7 @@ describe('ingest: shapes', () => {
     }
   });
 
-  it('ids given as numbers beyond 2^53 keep their digits (ids and feedback log_ids); smaller ones read as before', async () => {
+  it('ids given as numbers beyond 2^53 keep their digits (ids, feedback log_ids, user and session ids); smaller ones read as before', async () => {
     const store = fresh();
     const p = file(
       'bigids.jsonl',
@@ -190,6 +190,20 @@ describe('ingest: shapes', () => {
     const ids = store.sqlite.prepare('SELECT id FROM conversations ORDER BY pk').pluck().all();
     expect(ids).toEqual(['12345678901234567890', '12345678901234567891', '42', '1e+21']);
     expect(store.sqlite.prepare('SELECT log_id FROM feedback ORDER BY pk').pluck().all()).toEqual(['12345678901234567891', '-98765432109876543210']);
+    // user_id and session_id too: two users must not become one (nor one group to split's group_by).
+    const users = file(
+      'bigusers.jsonl',
+      [
+        '{"id":"u1","user_id":12345678901234567891,"session_id":98765432109876543211,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}',
+        '{"id":"u2","user_id":12345678901234567890,"session_id":7,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}',
+      ].join('\n') + '\n',
+    );
+    await ingest(store, [users]);
+    const rows = store.sqlite.prepare(`SELECT user_id, session_id FROM conversations WHERE id IN ('u1', 'u2') ORDER BY id`).raw().all();
+    expect(rows).toEqual([
+      ['12345678901234567891', '98765432109876543211'],
+      ['12345678901234567890', '7'],
+    ]);
     await store.close();
   });
 
