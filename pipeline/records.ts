@@ -224,12 +224,27 @@ function extraOf(obj: Obj, known: ReadonlySet<string>): Obj | null {
   }
   if (has(obj, 'status_code')) (extra ??= Object.create(null) as Obj).status_code = obj.status_code;
   if ((own(obj, 'error') ?? null) !== null) (extra ??= Object.create(null) as Obj).error = obj.error;
+  // The stored status is ok or error; a status logged in other words ("timeout", "completed", "500") is kept as
+  // it came too.
+  const status = own(obj, 'status');
+  if (status !== undefined && status !== null && status !== 'ok' && status !== 'error') (extra ??= Object.create(null) as Obj).status = status;
   return extra;
 }
 
+/** Status words of a call that failed (any case); anything else, and no status, is ok. */
+const FAILED_STATUS = /^(error|errored|failed|failure|fail|timeout|timed[ _-]?out|cancell?ed|aborted|rejected)$/i;
+
+/**
+ * A record's status: error for a failed call, in words (FAILED_STATUS) or as an HTTP status of 400 and up given
+ * as `status` or `status_code`, or with `error` set — what SPEC §2 says of request/response records, for every
+ * shape. Before, "timeout" or `status_code: 500` on a chat record was stored as ok.
+ */
 function statusOf(obj: Obj): 'ok' | 'error' {
   const s = own(obj, 'status');
-  return typeof s === 'string' && /^(error|failed|failure)$/i.test(s.trim()) ? 'error' : 'ok';
+  if (typeof s === 'string' && FAILED_STATUS.test(s.trim())) return 'error';
+  const code = Number(typeof s === 'string' && /^\s*\d{3}\s*$/.test(s) ? s : (own(obj, 'status_code') ?? NaN));
+  if (Number.isFinite(code) && code >= 400) return 'error';
+  return (own(obj, 'error') ?? null) !== null ? 'error' : 'ok';
 }
 
 function textOrNull(v: unknown): string | null {

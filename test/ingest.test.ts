@@ -207,6 +207,43 @@ describe('ingest: shapes', () => {
     await store.close();
   });
 
+  it('a failed call is stored with status error in any shape, and a status in other words is kept as it came', async () => {
+    const store = fresh();
+    const p = file(
+      'statuses.jsonl',
+      jsonl([
+        chat('s-timeout', 'q', 'a', { status: 'Timeout' }),
+        chat('s-cancelled', 'q', 'a', { status: 'cancelled' }),
+        chat('s-500', 'q', 'a', { status: '500' }),
+        chat('s-code', 'q', 'a', { status_code: 503 }),
+        chat('s-error', 'q', 'a', { error: { message: 'upstream' } }),
+        { id: 's-pc', prompt: 'p', completion: 'c', status: 'failed' },
+        chat('s-done', 'q', 'a', { status: 'completed' }),
+        chat('s-200', 'q', 'a', { status: '200', status_code: 200 }),
+        chat('s-ok', 'q', 'a', { status: 'ok' }),
+        chat('s-none', 'q', 'a'),
+      ]),
+    );
+    expect((await ingest(store, [p])).totals.quarantined).toBe(0);
+    const rows = store.sqlite.prepare('SELECT id, status, extra FROM conversations ORDER BY pk').all() as { id: string; status: string; extra: string | null }[];
+    const status = Object.fromEntries(rows.map((r) => [r.id, r.status]));
+    expect(status).toEqual({
+      's-timeout': 'error',
+      's-cancelled': 'error',
+      's-500': 'error',
+      's-code': 'error',
+      's-error': 'error',
+      's-pc': 'error',
+      's-done': 'ok',
+      's-200': 'ok',
+      's-ok': 'ok',
+      's-none': 'ok',
+    });
+    const extra = Object.fromEntries(rows.map((r) => [r.id, r.extra === null ? null : (JSON.parse(r.extra) as { status?: unknown }).status]));
+    expect(extra).toMatchObject({ 's-timeout': 'Timeout', 's-500': '500', 's-done': 'completed', 's-200': '200', 's-ok': null, 's-none': null });
+    await store.close();
+  });
+
   it('null for an optional field is the field left out (created_at, id, feedback name)', async () => {
     const store = fresh();
     const p = file(
