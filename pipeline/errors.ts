@@ -43,7 +43,8 @@ export function plainIssueMessage(issue: ZodIssueLike): string {
     const t = /^Invalid input: expected (\w+), received (\w+)$/.exec(m);
     if (t) {
       const expected = t[1] === 'int' ? 'a whole number' : /^[aeiou]/.test(t[1]!) ? `an ${t[1]}` : `a ${t[1]}`;
-      return t[2] === 'undefined' ? `missing (expected ${expected})` : `expected ${expected}, got ${/^[aeiou]/.test(t[2]!) ? 'an' : 'a'} ${t[2]}`;
+      if (t[2] === 'undefined') return `missing (expected ${expected})`;
+      return `expected ${expected}, got ${t[2] === 'null' ? 'null' : `${/^[aeiou]/.test(t[2]!) ? 'an' : 'a'} ${t[2]}`}`;
     }
   }
   if ((issue.code === 'too_small' || issue.code === 'too_big') && /^Too (small|big): /.test(m)) {

@@ -2,6 +2,7 @@
  * The shapes of logged conversations we accept (SPEC §2). These schemas only *validate*: ingest keeps the
  * value JSON.parse produced (zod drops `__proto__` keys, and text must be stored exactly as it came).
  */
+import { plainIssueMessage } from '../pipeline/errors.js';
 import { z } from 'zod';
 
 export const ROLES = ['system', 'user', 'assistant', 'tool', 'function'] as const;
@@ -189,7 +190,9 @@ export function formatPath(path: readonly PropertyKey[]): string {
 export function describeZodError(error: z.ZodError, prefix = ''): string {
   const issue = pickIssue(error.issues);
   const path = formatPath([...(prefix ? [prefix] : []), ...issue.path]);
-  const msg = issue.message;
+  // In the tool's own words ("expected a non-empty string"), not zod's ("Too small: expected string to have
+  // >=1 characters"), as config and validate errors are.
+  const msg = plainIssueMessage(issue as Parameters<typeof plainIssueMessage>[0]);
   return path ? `${path}: ${msg}` : msg;
 }
 

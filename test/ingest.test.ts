@@ -423,6 +423,13 @@ describe('ingest: nothing is lost', () => {
     // The BOM and CRLF did not leak into the stored text.
     const stored = store.sqlite.prepare("SELECT messages FROM conversations WHERE id = 'ok1'").pluck().get() as string;
     expect(JSON.parse(stored)[1].content).toBe('there');
+    // Reasons are in the tool's words, not zod's ("Too small: expected string to have >=1 characters").
+    const worded = file('worded.jsonl', jsonl([{ id: '', messages: [{ role: 'user', content: 'q' }] }, { id: 'w2', messages: [null] }]));
+    await ingest(store, [worded]);
+    expect(store.sqlite.prepare('SELECT reason FROM quarantine WHERE file = ? ORDER BY line').pluck().all(worded)).toEqual([
+      'id: expected a non-empty string',
+      'messages[0]: expected an object, got null',
+    ]);
     await store.close();
   });
 
