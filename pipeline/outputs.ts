@@ -76,6 +76,11 @@ class SplitSink implements SplitAccumulator {
   lastLength = 0;
   lastDigest: Uint8Array = new Uint8Array(16);
   private readonly seen = new DigestSet();
+  /**
+   * test.jsonl's line digests in order, 16 bytes a line back to back (not an array per line: see lineDigest), to
+   * count its lines that train.jsonl holds too.
+   */
+  private digests: Uint8Array | null;
   private readonly hash: Hash = createHash('sha256');
   private buf: Buffer[] = [];
   private bufLen = 0;
@@ -86,6 +91,7 @@ class SplitSink implements SplitAccumulator {
     readonly path: string | null,
   ) {
     this.fd = path === null ? null : openSync(path, 'w');
+    this.digests = name === 'test' ? new Uint8Array(16 * 1024) : null;
   }
 
   write(line: string, tokens: { total: number; assistant: number }, limit: number | null, refusal: boolean): number {
@@ -107,6 +113,15 @@ class SplitSink implements SplitAccumulator {
     if (limit !== null && tokens.total > limit) this.overLimitLines++;
     if (refusal) this.refusals++;
     if (!this.seen.add(digest)) this.duplicateLines.push(this.examples);
+    if (this.digests !== null) {
+      const at = 16 * (this.examples - 1);
+      if (at + 16 > this.digests.length) {
+        const grown = new Uint8Array(2 * this.digests.length);
+        grown.set(this.digests);
+        this.digests = grown;
+      }
+      this.digests.set(digest, at);
+    }
     // Hashed a megabyte at a time when flushed (a dry run too): one update per line cost a call per example.
     this.buf.push(bytes);
     this.bufLen += bytes.length;
@@ -117,6 +132,13 @@ class SplitSink implements SplitAccumulator {
   /** How many of this file's distinct lines the other file holds too. */
   sharedLines(other: SplitSink): number {
     return this.seen.countShared(other.seen);
+  }
+
+  /** How many of this file's lines (test.jsonl's: only it keeps them) the other file holds too. */
+  linesAlsoIn(other: SplitSink): number {
+    let n = 0;
+    for (let i = 0; this.digests !== null && i < this.examples; i++) if (other.seen.has(this.digests.subarray(16 * i, 16 * i + 16))) n++;
+    return n;
   }
 
   flush(): void {
@@ -279,8 +301,12 @@ export class OutputWriter {
         warnings.push(`${s.name}.jsonl has ${s.duplicateLines.length} exact duplicate example(s) (lines ${s.duplicateLines.slice(0, 5).join(', ')}${s.duplicateLines.length > 5 ? ', …' : ''})`);
       }
     }
+    // Counted as test.jsonl's lines (examples a test would score that training saw), and as distinct texts.
     const shared = this.train.sharedLines(this.test);
-    if (shared > 0) warnings.push(`${shared} example(s) appear in both train.jsonl and test.jsonl`);
+    if (shared > 0) {
+      const lines = this.test.linesAlsoIn(this.train);
+      warnings.push(`${lines} example(s) of test.jsonl also appear in train.jsonl${lines !== shared ? ` (${shared} distinct)` : ''}`);
+    }
 
     const epochs = p.epochs === 'auto' ? autoEpochs(nTrain) : p.epochs;
     const refusalsFact = ctx.facts.refusals;

@@ -711,6 +711,22 @@ describe('emit: over the per-example limit (davinci-002, 4096 tokens)', () => {
     expect(r.manifest.warnings).toContain('1 prompt(s) are in both train and test after truncation: a truncated example\'s remaining prompt matches one in the other split');
   });
 
+  it('counts the lines of test.jsonl that train.jsonl also holds, and their distinct texts', async () => {
+    // Redaction after the split makes 60 different conversations one text: it lands on both sides, many times.
+    const same = Array.from({ length: 60 }, (_, k) => ({ id: `E${k}`, messages: [user(`Mail me at person${k}@example.com`), assistant('Done.')] }));
+    const other = Array.from({ length: 20 }, (_, k) => ({ id: `O${k}`, messages: [user(`Question ${k} ${words(6)}`), assistant(`Answer ${k}`)] }));
+    const p = project('train-test-overlap', [...same, ...other], [{ split: { test_fraction: 0.3 } }, { redact_pii: {} }, emit({ min_examples: 0 })]);
+    const r = await p.run();
+    expect(r.code, r.stderr).toBe(0);
+    const testLines = readFileSync(join(p.out, 'test.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const trainLines = new Set(readFileSync(join(p.out, 'train.jsonl'), 'utf8').split('\n').filter(Boolean));
+    const overlapping = testLines.filter((l) => trainLines.has(l));
+    expect(overlapping.length).toBeGreaterThan(1);
+    const distinct = new Set(overlapping).size;
+    expect(distinct).toBe(1);
+    expect(r.manifest.warnings).toContain(`${overlapping.length} example(s) of test.jsonl also appear in train.jsonl (${distinct} distinct)`);
+  });
+
   it('truncate: a truncated prompt equal to untruncated ones in the other split is reported, and only then', async () => {
     // 55 single-turn conversations asking "What now?" are one component (same prompt). 55 short multi-turn ones
     // end with that turn too, which makes it boilerplate to split: it links nothing. X, truncated to that last
