@@ -17,6 +17,11 @@ export interface Explanation {
   run_name: string | null;
   run_status: string | null;
   out_dir: string | null;
+  /**
+   * A later run that wrote its files to the same folder, replacing this run's: `line` is of this run's file,
+   * which is no longer there (null when none has).
+   */
+  files_replaced_by: string | null;
 }
 
 export function explain(store: Store, id: string, runId?: string): Explanation {
@@ -26,10 +31,12 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
   const run = (
     runId === undefined
       ? db
-          .prepare(`SELECT id, name, status, out_dir, error, pid, host FROM runs WHERE status IN ('succeeded', 'dry_run') ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+          .prepare(`SELECT id, name, status, out_dir, error, pid, host, started_at FROM runs WHERE status IN ('succeeded', 'dry_run') ORDER BY started_at DESC, rowid DESC LIMIT 1`)
           .get()
-      : db.prepare(`SELECT id, name, status, out_dir, error, pid, host FROM runs WHERE id = ?`).get(runId)
-  ) as { id: string; name: string; status: string; out_dir: string | null; error: string | null; pid: number | null; host: string | null } | undefined;
+      : db.prepare(`SELECT id, name, status, out_dir, error, pid, host, started_at FROM runs WHERE id = ?`).get(runId)
+  ) as
+    | { id: string; name: string; status: string; out_dir: string | null; error: string | null; pid: number | null; host: string | null; started_at: string }
+    | undefined;
   if (runId !== undefined && !run) throw new UsageError(`--run ${runId}: no such run in ${store.path}`);
   const conv = db.prepare(`SELECT pk, source_file, source_line FROM conversations WHERE id = ?`).get(id) as
     | { pk: number; source_file: string; source_line: number }
@@ -46,6 +53,7 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
     run_name: run?.name ?? null,
     run_status: run?.status ?? null,
     out_dir: run?.out_dir ?? null,
+    files_replaced_by: null,
   };
   if (!conv) {
     const q = db.prepare(`SELECT file, line, reason FROM quarantine WHERE raw LIKE ? LIMIT 1`).get(`%${id.replace(/[%_]/g, '')}%`) as
@@ -71,7 +79,15 @@ export function explain(store: Store, id: string, runId?: string): Explanation {
     // Still alive when the run failed: it reached no file.
     return { ...base, reason: `the run failed before writing its files${run.error ? ` (${run.error})` : ''}` };
   }
-  return { ...base, status: d.status, stage: d.stage, reason: d.reason, line: d.line, tokens: d.tokens };
+  // `--run` with an older run: its folder may hold a later run's files now.
+  const later =
+    d.status !== 'dropped' && run.status === 'succeeded' && run.out_dir !== null
+      ? (db
+          .prepare(`SELECT id FROM runs WHERE out_dir = ? AND status = 'succeeded' AND id <> ? AND (started_at, rowid) > (?, (SELECT rowid FROM runs WHERE id = ?)) ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+          .pluck()
+          .get(run.out_dir, run.id, run.started_at, run.id) as string | undefined)
+      : undefined;
+  return { ...base, status: d.status, stage: d.stage, reason: d.reason, line: d.line, tokens: d.tokens, files_replaced_by: later ?? null };
 }
 
 export function formatExplanation(e: Explanation): string {
@@ -83,6 +99,7 @@ export function formatExplanation(e: Explanation): string {
   if (e.status === 'dropped') rows.push(['stage', e.stage ?? '–'], ['reason', e.reason ?? '–']);
   if (e.status === 'train' || e.status === 'test') {
     rows.push(['file', `${e.out_dir ? `${e.out_dir}/` : ''}${e.status}.jsonl`], ['line', String(e.line ?? '–')], ['tokens', String(e.tokens ?? '–')]);
+    if (e.files_replaced_by) rows.push(['note', `the folder now holds run ${e.files_replaced_by}'s files: this line is of this run's ${e.status}.jsonl, since replaced`]);
   }
   if (e.status === 'unknown' && e.reason) rows.push(['why', e.reason]);
   if (e.source) rows.push(['source', `${e.source.file}:${e.source.line}`]);

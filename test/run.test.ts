@@ -229,6 +229,21 @@ describe('run: the engine over a nightly-like store', () => {
     const bad = cli(['explain', 'e000', '--db', db, '--run', 'no-such-run']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('no-such-run');
+    // Nothing has written to out-a since run a: its line numbers are of the files still there.
+    const kept = a.lineage.find((row) => row.status === 'train')!;
+    expect(await explainJson(db, kept.id, a.manifest.run.id)).toMatchObject({ status: 'train', line: kept.line, files_replaced_by: null });
+  });
+
+  it('explain --run of a run whose folder a later run has written to says that its files were replaced', async () => {
+    const again = cli(['run', 'nightly.yaml', '--out', 'out-a', '--quiet', '--json'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    const later = (JSON.parse(again.stdout) as Manifest).run.id;
+    const kept = a.lineage.find((row) => row.status === 'test')!;
+    expect(await explainJson(db, kept.id, a.manifest.run.id)).toMatchObject({ status: 'test', line: kept.line, files_replaced_by: later });
+    const human = cli(['explain', kept.id, '--db', db, '--run', a.manifest.run.id]);
+    expect(human.stdout).toContain(`note    the folder now holds run ${later}'s files: this line is of this run's test.jsonl, since replaced`);
+    // The latest run's own answer has no such note.
+    expect(await explainJson(db, kept.id)).toMatchObject({ run_id: later, files_replaced_by: null });
   });
 
   it('a failed run leaves the previous files in place, and explain keeps answering from the last good run', async () => {
