@@ -41,10 +41,27 @@ export async function storeStats(store: Store): Promise<StoreStats> {
   };
   const names = await db.selectFrom('feedback').select(['name', sql<number>`count(*)`.as('n')]).groupBy('name').orderBy('name').execute();
   const orphans = await orphanFeedbackQuery(db).executeTakeFirstOrThrow();
+  // A file interrupted whose path was later ingested whole (the complete file after a truncated copy, say) is
+  // no longer outstanding: only the others count as interrupted.
   const files = await db
-    .selectFrom('ingest_files')
-    .select(['status', sql<number>`count(*)`.as('n')])
-    .groupBy('status')
+    .selectFrom('ingest_files as f')
+    .select(['f.status', sql<number>`count(*)`.as('n')])
+    .where((eb) =>
+      eb.or([
+        eb('f.status', '=', 'complete'),
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('ingest_files as later')
+              .select(sql`1`.as('one'))
+              .whereRef('later.path', '=', 'f.path')
+              .where('later.status', '=', 'complete')
+              .whereRef('later.id', '>', 'f.id'),
+          ),
+        ),
+      ]),
+    )
+    .groupBy('f.status')
     .execute();
   const reasons = await db
     .selectFrom('quarantine')

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ingest } from '../pipeline/ingest.js';
 import { openStore } from '../pipeline/store.js';
+import { storeStats } from '../pipeline/stats.js';
 import { tempDir, jsonl, cli } from './support/tmp.js';
 
 const dir = tempDir();
@@ -359,7 +360,8 @@ describe('ingest: nothing is lost', () => {
     const store = fresh();
     // Incompressible text, so the cut falls well inside the lines: ~6,000 lines, 2-3 MB.
     const rand = (k: number): string => createHash('sha256').update(String(k)).digest('hex');
-    const whole = gzipSync(jsonl(Array.from({ length: 6000 }, (_, k) => chat(`t${k}`, `question ${rand(k)}`, `answer ${rand(-k)} ${rand(k + 0.5)}`))));
+    const text = jsonl(Array.from({ length: 6000 }, (_, k) => chat(`t${k}`, `question ${rand(k)}`, `answer ${rand(-k)} ${rand(k + 0.5)}`)));
+    const whole = gzipSync(text);
     const p = file('cut.jsonl.gz', whole.subarray(0, Math.floor(whole.length / 2)));
     const err = await ingest(store, [p]).then(
       () => null,
@@ -380,6 +382,11 @@ describe('ingest: nothing is lost', () => {
     const all = file('cut-whole.jsonl.gz', whole);
     const s = await ingest(store, [all]);
     expect(s.totals).toMatchObject({ lines: 6000, inserted: 6000 - kept, already_present: kept });
+    // stats counts the cut file as interrupted until its path is ingested whole (here grown by a line since).
+    expect((await storeStats(store)).files).toEqual({ ingested: 1, interrupted: 1 });
+    writeFileSync(p, gzipSync(text + jsonl([chat('t-extra', 'q', 'a')])));
+    expect((await ingest(store, [p])).totals).toMatchObject({ inserted: 1, already_present: 6000 });
+    expect((await storeStats(store)).files).toEqual({ ingested: 2, interrupted: 0 });
     await store.close();
   });
 
