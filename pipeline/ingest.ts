@@ -220,7 +220,7 @@ export async function ingest(store: Store, inputs: readonly (string | InputSpec)
   if (bulk) store.sqlite.pragma('cache_size = -16384');
   try {
     for (const f of files) {
-      const s = await ingestFile(writer, preparer, f.path, f.format ?? opts.format, opts);
+      const s = await ingestFile(writer, preparer, f.path, f.format ?? opts.format, opts, (w) => warnings.push(w));
       summaries.push(s);
       for (const k of Object.keys(totals) as (keyof FileCounts)[]) totals[k] += s[k];
     }
@@ -319,15 +319,29 @@ async function ingestFile(
   path: string,
   forced: InputFormat | undefined,
   opts: IngestOptions,
+  warn: (warning: string) => void,
 ): Promise<FileSummary> {
   const isCsv = forced === 'csv' || (forced === undefined && /\.csv(\.gz)?$/i.test(path));
   const formatKey = isCsv ? 'csv' : (forced ?? 'auto');
+  // What a file's ingest is recorded under: its format, and for a CSV read with --map the map too — another map
+  // reads other fields, so the file is read again rather than skipped as already present.
+  const map = isCsv ? csvMapKey(opts.csvMap ?? {}) : '';
+  const recordKey = map === '' ? formatKey : `csv;map=${map}`;
   // Taken before the digest: a file recorded with this stat held exactly the bytes digested (see FileStat).
   const before = fileStat(path, opts.stillMs ?? STILL_MS);
-  const unchanged = before.key !== null ? writer.completeByStat(path, before.key, formatKey) : undefined;
+  const unchanged = before.key !== null ? writer.completeByStat(path, before.key, recordKey) : undefined;
   if (unchanged) return alreadyIngested(path, unchanged.sha256, formatKey, unchanged, false);
   const { sha256, bytes } = await fileDigest(path);
-  const prior = writer.claimFile(sha256, formatKey);
+  const prior = writer.claimFile(sha256, recordKey);
+  if (isCsv && prior === undefined) {
+    const other = writer.csvReadOtherwise(sha256, recordKey);
+    if (other !== null) {
+      const mapOf = (key: string): string => (key === 'csv' ? 'no --map' : `--map ${key.slice('csv;map='.length)}`);
+      warn(
+        `${path}: read before with ${mapOf(other)}, now with ${mapOf(recordKey)}: read again; what the other mapping stored stays in the store (ingest into a new store to have only this one)`,
+      );
+    }
+  }
   if (prior && prior.status === 'complete') {
     // Already ingested whole: recognised by digest, not re-parsed. Its lines are all already accounted for.
     // Recorded under this path's stat, the next listing of it need not read it (a store from before v12, or a
@@ -336,7 +350,7 @@ async function ingestFile(
     if (stat !== null) writer.recordStat(prior.id, stat);
     return alreadyIngested(path, sha256, formatKey, prior, true);
   }
-  const fileId = prior ? prior.id : writer.startFile(path, sha256, bytes, formatKey);
+  const fileId = prior ? prior.id : writer.startFile(path, sha256, bytes, recordKey);
   writer.reading(path);
   const counts: FileCounts = prior
     ? { lines: prior.lines, inserted: prior.inserted, already_present: prior.already_present, blank: prior.blank, quarantined: prior.quarantined }
@@ -442,6 +456,14 @@ async function ingestFile(
   writer.finishFile(fileId, counts, keptStat(path, before));
   task.done(`${counts.lines} lines: ${counts.inserted} inserted, ${counts.already_present} already present, ${counts.blank} blank, ${counts.quarantined} quarantined`);
   return { path, sha256, format: formatKey, skipped: false, digested: true, resumed: prior !== undefined, ...counts };
+}
+
+/** A --map as a key: column=field pairs, fields lower-cased, sorted by column (empty for no map). */
+function csvMapKey(map: Readonly<Record<string, string>>): string {
+  return Object.entries(map)
+    .map(([column, field]) => `${column}=${field.trim().toLowerCase()}`)
+    .sort()
+    .join(',');
 }
 
 function alreadyIngested(path: string, sha256: string, format: string, prior: FileCounts, digested: boolean): FileSummary {
@@ -772,6 +794,15 @@ class IngestWriter {
       return orphan;
     });
     return claim.immediate();
+  }
+
+  /** The key a complete ingest of these CSV bytes was recorded under with another --map (or none), if any. */
+  csvReadOtherwise(sha256: string, key: string): string | null {
+    const other = this.db
+      .prepare(`SELECT format FROM ingest_files WHERE sha256 = ? AND status = 'complete' AND (format = 'csv' OR format LIKE 'csv;map=%') AND format <> ? ORDER BY id DESC LIMIT 1`)
+      .pluck()
+      .get(sha256, key) as string | undefined;
+    return other ?? null;
   }
 
   /** Lets go of the bulk load's stand-ins for the unique indexes: nothing is written after this. */

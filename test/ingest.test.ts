@@ -161,6 +161,27 @@ describe('ingest: shapes', () => {
     await store.close();
   });
 
+  it('CSV: read again with another --map, the file is read again (not skipped as present), with a warning', async () => {
+    const store = fresh();
+    const p = file('remap.csv', 'a,b,c\n1,2,3\n4,5,6\n');
+    const first = await ingest(store, [p], { csvMap: { a: 'question', b: 'answer' } });
+    expect(first.totals).toMatchObject({ inserted: 2 });
+    // The same map (written otherwise): already ingested.
+    const same = await ingest(store, [p], { csvMap: { b: 'Answer', a: 'question' } });
+    expect(same.files[0]).toMatchObject({ skipped: true, already_present: 2 });
+    expect(same.warnings).toEqual([]);
+    const other = await ingest(store, [p], { csvMap: { a: 'question', c: 'answer' } });
+    expect(other.files[0]).toMatchObject({ skipped: false, inserted: 2 });
+    expect(other.warnings).toEqual([
+      `${p}: read before with --map a=question,b=answer, now with --map a=question,c=answer: read again; what the other mapping stored stays in the store (ingest into a new store to have only this one)`,
+    ]);
+    const answers = store.sqlite.prepare('SELECT messages FROM conversations ORDER BY pk').pluck().all().map((m) => (JSON.parse(m as string) as { content: string }[])[1]!.content);
+    expect(answers).toEqual(['2', '5', '3', '6']);
+    // Each mapping is recorded: the second one again is already ingested.
+    expect((await ingest(store, [p], { csvMap: { a: 'question', c: 'answer' } })).files[0]).toMatchObject({ skipped: true });
+    await store.close();
+  });
+
   it('CSV: a quote never closed is quarantined at the line its record starts on', async () => {
     for (const eol of ['\n', '\r\n']) {
       const store = fresh();
