@@ -106,6 +106,20 @@ describe('split: exact', () => {
     expect(odd.test).toHaveLength(8);
   });
 
+  it('with groups larger than what is missing, takes the one that overshoots least when that comes nearer', async () => {
+    // 30 users of 18 conversations each, kept together by group_by.
+    const grouped = Array.from({ length: 540 }, (_, k) => chat(`g${k}`, prompt(), 'a', { user_id: `u${k % 30}` }));
+    const count = async (p: Record<string, unknown>): Promise<number> =>
+      (await curate(root, { logs: grouped, stages: [{ split: { method: 'exact', group_by: 'user_id', ...p } }], emit: { min_examples: 0 } })).test.length;
+    // 12 asked: one group of 18 is 6 off, none is 12 off (it used to give none, an empty test set).
+    expect(await count({ test_size: 12 })).toBe(18);
+    // 30: one group leaves 12 missing; a second overshoots by 6.
+    expect(await count({ test_size: 30 })).toBe(36);
+    // 8: a group would be 10 off, more than stopping short: none.
+    expect(await count({ test_size: 8 })).toBe(0);
+    expect(await count({ test_size: 36 })).toBe(36);
+  });
+
   it('counts only what is still alive when split runs', async () => {
     const withDrops = [...logs, ...Array.from({ length: 40 }, (_, k) => ({ ...chat(`bad${k}`, prompt(), 'a'), status: 'error' }))];
     const r = await curate(root, { logs: withDrops, stages: [{ filter: {} }, { split: { method: 'exact', test_fraction: 0.1 } }] });
