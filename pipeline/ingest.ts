@@ -582,6 +582,8 @@ async function* readCsvUnits(path: string, map: Readonly<Record<string, string>>
         const message =
           err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quote opened in this record is never closed: the rest of the file was read into it' : err.message;
         skipped.push({ lineNo: parsedLines + 1, raw: Buffer.from(err.raw ?? ''), csvError: `CSV: ${message}` });
+        // parsedBytes stays: the next record's range then takes in this one's bytes too, so a bad byte in a record
+        // already quarantined as malformed also quarantines the record after it (never the other way round).
         if (err.lines !== undefined) parsedLines = err.lines;
       },
     } as unknown as CsvOptions),
@@ -716,7 +718,7 @@ class IngestWriter {
   private readonly insertQuarantine: Database.Statement;
   private readonly quarantinedIn: Database.Statement;
   private readonly clearQuarantined: Database.Statement;
-  /** The file being read, when the quarantine holds lines of it from before (see `superseded`). */
+  /** The file being read, when the quarantine holds lines of it from before (see `reading`). */
   private supersedes: string | null = null;
   private readonly bulkLoadUnderway: Database.Statement;
   private readonly tx: Database.Transaction<(fileId: number, file: string, units: readonly Unit[], prepared: PreparedBatch, counts: FileCounts) => void>;
