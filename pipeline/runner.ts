@@ -339,7 +339,12 @@ async function runStages(store: Store, config: LoadedConfig, opts: RunOptions, s
   const facts: RunFactsInternal = { outOverride: opts.out, columns };
   // Ingest's warnings (an input pattern that matched no files) are the manifest's too: a nightly job run with
   // --quiet --json would otherwise pass over a mistyped or unmounted log folder without a word.
-  if (ingestSummary.warnings.length > 0) facts.warnings = ingestSummary.warnings.map((w) => `inputs: ${w}`);
+  // Likewise lines this run's ingest quarantined (bad JSON, an id conflict from a log edited in place).
+  // (A file skipped as already ingested reports its earlier counts: those are not this run's.)
+  const quarantined = ingestSummary.files.reduce((n, f) => n + (f.skipped ? 0 : f.quarantined), 0);
+  const inputWarnings = ingestSummary.warnings.map((w) => `inputs: ${w}`);
+  if (quarantined > 0) inputWarnings.push(`inputs: ${quarantined} line(s) quarantined by this run's ingest, in no output (\`logcurate stats\` lists the reasons)`);
+  if (inputWarnings.length > 0) facts.warnings = inputWarnings;
   const transforms: Transform[] = [];
   /** Whether a transform so far rewrites more than system messages (stored signals then no longer describe the text). */
   let textTransformed = false;

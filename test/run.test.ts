@@ -436,6 +436,17 @@ describe('run: an output folder the inputs would read back', () => {
     expect(manifest.warnings.filter((w) => w.startsWith('inputs:'))).toHaveLength(1);
   });
 
+  it('counts the lines its ingest quarantined in the manifest, and only that run\'s', () => {
+    const { dir, config } = setUp('quarantined');
+    writeFileSync(join(dir, 'data', 'bad.jsonl'), '{"id": "x", "messages": [\n{"oops"}\n');
+    const file = config('["data/*.jsonl"]', 'out');
+    const first = JSON.parse(cli(['run', file, '--quiet', '--json']).stdout) as Manifest;
+    expect(first.warnings).toContain("inputs: 2 line(s) quarantined by this run's ingest, in no output (`logcurate stats` lists the reasons)");
+    // The next night reads nothing new: nothing quarantined by it.
+    const second = JSON.parse(cli(['run', file, '--quiet', '--json']).stdout) as Manifest;
+    expect(second.warnings.filter((w) => w.startsWith('inputs:'))).toEqual([]);
+  });
+
   it('lets a pattern beside the outputs run night after night when it cannot match them', () => {
     const { dir, config } = setUp('beside');
     const file = config('["data/logs*.jsonl", "data/.hidden/*.jsonl"]');
