@@ -224,7 +224,7 @@ function extraOf(obj: Obj, known: ReadonlySet<string>): Obj | null {
   }
   if (has(obj, 'status_code')) (extra ??= Object.create(null) as Obj).status_code = obj.status_code;
   if ((own(obj, 'error') ?? null) !== null) (extra ??= Object.create(null) as Obj).error = obj.error;
-  // The stored status is ok or error; a status logged in other words ("timeout", "completed", "500") is kept as
+  // The stored status is ok or error; a status logged in other words ("timeout", "completed", 500) is kept as
   // it came too.
   const status = own(obj, 'status');
   if (status !== undefined && status !== null && status !== 'ok' && status !== 'error') (extra ??= Object.create(null) as Obj).status = status;
@@ -242,7 +242,7 @@ const FAILED_STATUS = /^(error|errored|failed|failure|fail|timeout|timed[ _-]?ou
 function statusOf(obj: Obj): 'ok' | 'error' {
   const s = own(obj, 'status');
   if (typeof s === 'string' && FAILED_STATUS.test(s.trim())) return 'error';
-  const code = Number(typeof s === 'string' && /^\s*\d{3}\s*$/.test(s) ? s : (own(obj, 'status_code') ?? NaN));
+  const code = Number(typeof s === 'number' || (typeof s === 'string' && /^\s*\d{3}\s*$/.test(s)) ? s : (own(obj, 'status_code') ?? NaN));
   if (Number.isFinite(code) && code >= 400) return 'error';
   return (own(obj, 'error') ?? null) !== null ? 'error' : 'ok';
 }

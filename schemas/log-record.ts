@@ -131,7 +131,8 @@ const commonFields = {
   session_id: z.union([z.string(), z.number(), z.null()]).optional(),
   tags: z.union([z.record(z.string(), scalar), z.null()], { error: (iss) => `expected an object of scalars, got ${got(iss.input)}` }).optional(),
   metadata: z.unknown().optional(),
-  status: optionalText,
+  // A word ("error", "timeout") or an HTTP status (500): logs write both.
+  status: z.union([z.string(), z.number(), z.null()], { error: (iss) => `expected a string or a number, got ${got(iss.input)}` }).optional(),
   feedback: embeddedFeedbackSchema.optional(),
 };
 
@@ -303,7 +304,7 @@ function commonOk(o: Loose): boolean {
     (nullishString(o.user_id) || finite(o.user_id)) &&
     (nullishString(o.session_id) || finite(o.session_id)) &&
     (o.tags === undefined || o.tags === null || (plain(o.tags) && valuesAll(o.tags, scalarOk))) &&
-    nullishString(o.status) &&
+    (nullishString(o.status) || finite(o.status)) &&
     (o.feedback === undefined || embeddedFeedbackOk(o.feedback))
   );
 }

@@ -237,6 +237,8 @@ describe('ingest: shapes', () => {
         chat('s-timeout', 'q', 'a', { status: 'Timeout' }),
         chat('s-cancelled', 'q', 'a', { status: 'cancelled' }),
         chat('s-500', 'q', 'a', { status: '500' }),
+        chat('s-502', 'q', 'a', { status: 502 }),
+        chat('s-201', 'q', 'a', { status: 201 }),
         chat('s-code', 'q', 'a', { status_code: 503 }),
         chat('s-error', 'q', 'a', { error: { message: 'upstream' } }),
         { id: 's-pc', prompt: 'p', completion: 'c', status: 'failed' },
@@ -253,6 +255,8 @@ describe('ingest: shapes', () => {
       's-timeout': 'error',
       's-cancelled': 'error',
       's-500': 'error',
+      's-502': 'error',
+      's-201': 'ok',
       's-code': 'error',
       's-error': 'error',
       's-pc': 'error',
@@ -262,7 +266,7 @@ describe('ingest: shapes', () => {
       's-none': 'ok',
     });
     const extra = Object.fromEntries(rows.map((r) => [r.id, r.extra === null ? null : (JSON.parse(r.extra) as { status?: unknown }).status]));
-    expect(extra).toMatchObject({ 's-timeout': 'Timeout', 's-500': '500', 's-done': 'completed', 's-200': '200', 's-ok': null, 's-none': null });
+    expect(extra).toMatchObject({ 's-timeout': 'Timeout', 's-500': '500', 's-502': 502, 's-201': 201, 's-done': 'completed', 's-200': '200', 's-ok': null, 's-none': null });
     await store.close();
   });
 
