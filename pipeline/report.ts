@@ -397,10 +397,15 @@ function tokensSpec(tokens: ReportData['tokens'], limit: number | null): TopLeve
   const hasLimit = limit !== null && Number.isFinite(limit) && limit > 0;
   // When the limit is far beyond the data (65,536 against a few thousand), a linear axis reaching the limit
   // would squash every bar against the left edge; a log axis keeps both the shape and the limit visible.
-  const useLog = hasLimit && limit! > 4 * hi && lo >= 1;
+  const farLimit = hasLimit && limit! > 4 * hi && lo >= 1;
+  // Even a log axis leaves a narrow spread far below the limit a sliver (21 examples of 58–74 tokens against
+  // 65,536 were hairlines): when the data would span under a quarter of it, the axis is the data's own and the
+  // limit is stated in the title instead of drawn.
+  const drawLimit = hasLimit && (!farLimit || Math.log(hi / lo) / Math.log((limit! * 1.25) / lo) >= 0.25);
+  const useLog = farLimit && drawLimit;
   const edges = useLog ? logEdges(lo, hi, 40) : linearEdges(lo, hi, MAX_HIST_BINS);
-  const domainHi = Math.max(edges[edges.length - 1], hasLimit ? limit! * (useLog ? 1.25 : 1.03) : 0);
-  const domain = useLog ? [edges[0], domainHi] : [Math.min(0, edges[0]), domainHi];
+  const domainHi = Math.max(edges[edges.length - 1], drawLimit ? limit! * (useLog ? 1.25 : 1.03) : 0);
+  const domain = useLog || (hasLimit && !drawLimit) ? [edges[0], domainHi] : [Math.min(0, edges[0]), domainHi];
   const panels = withData.map((s) => {
     const counts = countIntoEdges(s.values, edges);
     const rows = counts.map((n, i) => ({ start: edges[i], end: edges[i + 1], n })).filter((r) => r.n > 0);
@@ -417,14 +422,14 @@ function tokensSpec(tokens: ReportData['tokens'], limit: number | null): TopLeve
         },
       },
     ];
-    if (hasLimit) {
+    if (drawLimit) {
       layers.push(
         { data: { values: [{ limit }] }, mark: { type: 'rule', color: LIMIT_COLOR, strokeDash: [5, 3], strokeWidth: 1.5 }, encoding: { x: { field: 'limit', type: 'quantitative' } } },
         { data: { values: [{ limit, label: `limit ${fmtInt(limit!)}` }] }, mark: { type: 'text', color: LIMIT_COLOR, align: 'right', baseline: 'top', dx: -4, y: 2, fontSize: 11 }, encoding: { x: { field: 'limit', type: 'quantitative' }, text: { field: 'label' } } },
       );
     }
     return {
-      title: `${s.name}: ${fmtInt(s.stats.count)} examples, median ${fmtInt(median(s.values))}, max ${fmtInt(s.stats.max)}${useLog ? ' (log scale)' : ''}`,
+      title: `${s.name}: ${fmtInt(s.stats.count)} examples, median ${fmtInt(median(s.values))}, max ${fmtInt(s.stats.max)}${useLog ? ' (log scale)' : ''}${hasLimit && !drawLimit ? `; limit ${fmtInt(limit!)}, far beyond (not drawn)` : ''}`,
       width: CHART_WIDTH,
       height: 130,
       layer: layers,

@@ -263,6 +263,14 @@ describe('renderReport (markup)', () => {
     const svg = svgs(section(near, 'tokens'))[0];
     expect(svg).not.toContain('(log scale)');
     expect(svg).toContain('limit 4,096</text>');
+    // A narrow spread far below the limit: the data's own linear axis, the limit named in the title, not drawn.
+    const narrow = Array.from({ length: 21 }, (_, i) => 58 + (i % 17));
+    const small = await renderReport(fullData({ tokens: { train: narrow, test: [] } }));
+    const smallSvg = svgs(section(small, 'tokens'))[0];
+    expect(smallSvg).not.toContain('(log scale)');
+    expect(smallSvg).not.toContain('limit 65,536</text>');
+    expect(smallSvg).toContain('train: 21 examples, median 64, max 74; limit 65,536, far beyond (not drawn)');
+    expect(smallSvg).toContain("for a linear scale with values from 58 to");
   });
 
   it('truncates long messages and long conversations in the samples', async () => {
